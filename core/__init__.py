@@ -1,0 +1,1 @@
+"""Hand-ID Lab core library: data, models, losses, metrics, training (no UI)."""

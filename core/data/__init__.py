@@ -1,0 +1,1 @@
+"""Readers, protocols, synthetic hands, image cache, augmentation and samplers."""

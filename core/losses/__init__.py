@@ -1,0 +1,1 @@
+"""Identity losses: the weighted combination and center loss."""

@@ -1,0 +1,1 @@
+"""open_clip backbones and the identity heads."""

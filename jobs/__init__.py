@@ -1,0 +1,1 @@
+"""Background training runs: SQLite queue, scheduler, process control, sweeps, chains."""
