@@ -19,7 +19,7 @@ def ensure_dataset(data: DataConfig) -> Path:
         from core.data.synth import write_dataset
 
         height, width = data.synth_size
-        write_dataset(data.synth_layout, root, data.synth_identities, data.synth_seed, size=(width, height))
+        write_dataset(data.synth_layout, root, data.synth_identities, data.synth_seed, size=(width, height), workers=None)
     return root
 
 
