@@ -31,6 +31,7 @@ class DataConfig:
     synth_layout: Literal["11k", "hd"] = "11k"
     synth_identities: int = 24
     synth_size: Size = (300, 400)  # (height, width) of the generated photos
+    synth_images_per_aspect: int = 4  # photos per person and aspect
     synth_seed: int = 0
 
 
@@ -124,6 +125,7 @@ class TrainConfig:
     compile: bool = False
     channels_last: bool = True  # for convolutional backbones
     log_every: int = 10  # steps
+    threads: int = 0  # CPU threads for torch; 0 = torch's default (1 is fastest for tiny models on a busy CPU)
 
 
 @dataclass
@@ -153,14 +155,14 @@ class Config:
 
 
 _POSITIVE = {
-    "data.synth_identities", "sampler.p", "sampler.k", "train.epochs", "train.batch_size",
+    "data.synth_identities", "data.synth_images_per_aspect", "sampler.p", "sampler.k", "train.epochs", "train.batch_size",
     "train.log_every", "eval.runs", "eval.batch_size", "optim.step_size",
 }
 _NON_NEGATIVE = {
     "optim.lr", "optim.head_lr", "optim.weight_decay", "optim.momentum", "optim.warmup_epochs",
     "optim.grad_clip", "loss.ce.weight", "loss.i2t.weight", "loss.triplet.weight",
     "loss.triplet.margin", "loss.center.weight", "loss.center.lr", "loss.arcface.weight",
-    "loss.arcface.margin", "loss.arcface.scale", "augment.pad", "eval.every",
+    "loss.arcface.margin", "loss.arcface.scale", "augment.pad", "eval.every", "train.threads",
 }
 _FRACTIONS = {"loss.ce.label_smoothing", "augment.flip", "augment.erasing", "augment.crop_scale",
               "augment.color_jitter"}

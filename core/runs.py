@@ -8,7 +8,7 @@ checkpoints/<run_id>/
   eval.json           {"epoch0": {...}, "final": {...}, "best_epoch": N, ...}
   last.safetensors / best.safetensors (+ last.optim.safetensors for resuming)
   embeddings.npz      query/gallery features, labels, image paths of the final evaluation
-  train.log           the trainer's stdout and stderr
+  train.log           the trainer's log lines (python logging; tracebacks of failures)
 """
 
 from __future__ import annotations

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from core.data.pool import parallel_map
 from core.errors import ConfigError, DataError
 
 IN_PROCESS_BELOW = 32  # fewer images than this are decoded without starting a process pool
@@ -58,16 +57,14 @@ def cache_key(paths: Sequence[str], size: tuple[int, int]) -> tuple[str, str]:
 
 
 def _decode_all(paths: Sequence[str], size: tuple[int, int], out: np.ndarray, workers: int) -> None:
-    """Decode `paths` into `out` row by row, in a spawned process pool when worth it."""
+    """Decode `paths` into `out` row by row, in a process pool when worth it."""
     if workers == 1 or len(paths) < IN_PROCESS_BELOW:
         for i, path in enumerate(paths):
             out[i] = decode_image(path, size)
         return
     chunk = max(1, len(paths) // (workers * 8))
-    context = multiprocessing.get_context("spawn")  # safe even when the caller holds threads or CUDA
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for i, image in enumerate(pool.map(decode_image, paths, [size] * len(paths), chunksize=chunk)):
-            out[i] = image
+    for i, image in enumerate(parallel_map(decode_image, paths, [size] * len(paths), workers=workers, chunksize=chunk)):
+        out[i] = image
 
 
 def load_images(paths: Sequence[str], size: tuple[int, int], cache_dir: str | Path, workers: int | None = None) -> np.ndarray:

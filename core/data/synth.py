@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from core.data.pool import parallel_map
 from core.errors import ConfigError, DataError
 
 LAYOUTS = ("11k", "hd")
@@ -498,8 +497,7 @@ def _run_jobs(jobs: list[tuple], workers: int | None) -> None:
         for job in jobs:
             _render_job(job)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_render_job, jobs, chunksize=8))
+    list(parallel_map(_render_job, jobs, workers=workers, chunksize=8))
 
 
 def _plan_11k(seed: int, identities: int, per_aspect: int) -> list[tuple[int, str, int]]:

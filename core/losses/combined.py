@@ -48,12 +48,15 @@ class LossSet(nn.Module):
         self.components = nn.ModuleDict({name: factories[name]() for name in self.weights})
         self.miner = _miner(cfg.triplet.mining, cfg.triplet.margin) if "triplet" in self.weights else None
 
-    def forward(self, outputs: dict, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """(weighted total, {component: unweighted value})."""
+    def forward(self, outputs: dict, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weighted total, {component: unweighted value as a detached 0-d tensor}).
+
+        The parts stay on the device: reading them as floats every step would make the CPU
+        wait for the GPU; the trainer sums them and reads them once per log line.
+        """
         values = {name: self._component(name, outputs, labels) for name in self.components}
         total = sum(self.weights[name] * value for name, value in values.items())
-        floats = torch.stack([v.detach().float() for v in values.values()]).tolist()
-        return total, dict(zip(values, floats))
+        return total, {name: value.detach().float() for name, value in values.items()}
 
     def _component(self, name: str, outputs: dict, labels: torch.Tensor) -> torch.Tensor:
         loss = self.components[name]

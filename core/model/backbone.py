@@ -43,12 +43,19 @@ _COMMON = ("RN50", "ViT-B-16", "ViT-B-32", "ViT-L-14", core.model.tiny.NAME)
 
 
 def create_clip(
-    backbone: str, pretrained: str = "", image_size: tuple[int, int] = (224, 224)
+    backbone: str, pretrained: str = "", image_size: tuple[int, int] = (224, 224), load_weights: bool = True
 ) -> tuple[torch.nn.Module, object]:
-    """open_clip model `backbone` at `image_size` (height, width) and its tokenizer."""
+    """open_clip model `backbone` at `image_size` (height, width) and its tokenizer.
+
+    `load_weights=False` builds the architecture `pretrained` implies (QuickGELU for OpenAI
+    weights) without needing the weights: for checkpoints that carry all of them.
+    """
     name = _known_name(backbone)
-    tag_cfg, weights = _resolve_weights(name, pretrained)
-    named_openai = not tag_cfg and weights is not None and "openai" in Path(weights).name.lower()
+    if load_weights:
+        tag_cfg, weights = _resolve_weights(name, pretrained)
+    else:
+        tag_cfg, weights = get_pretrained_cfg(name, pretrained.strip()) if pretrained.strip() else {}, None
+    named_openai = not tag_cfg and "openai" in Path(weights or pretrained).name.lower()
     quick_gelu = bool(tag_cfg.get("quick_gelu")) or named_openai
     size = (int(image_size[0]), int(image_size[1]))
     resnet = isinstance(open_clip.get_model_config(name)["vision_cfg"].get("layers"), (list, tuple))
@@ -67,6 +74,14 @@ def create_clip(
     if tag_cfg:
         set_model_preprocess_cfg(model, merge_preprocess_dict(get_model_preprocess_cfg(model), tag_cfg))
     return model, open_clip.get_tokenizer(name)
+
+
+def check_weights(backbone: str, pretrained: str = "") -> None:
+    """Raise ModelError if `backbone` is unknown or its weights are not on this machine.
+
+    The same checks create_clip runs first, without building the model (for forms).
+    """
+    _resolve_weights(_known_name(backbone), pretrained)
 
 
 def resize_attention_pool(visual: ModifiedResNet, image_size: tuple[int, int]) -> None:

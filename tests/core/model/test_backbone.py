@@ -132,3 +132,13 @@ def test_rn50_random_init_forward_backward(size):
     features.square().sum().backward()
     assert pool.grad is not None and pool.grad.abs().sum() > 0
     assert not _has_quick_gelu(model)
+
+
+def test_architecture_without_weights_needs_no_weight_files():
+    """Evaluating an `openai` checkpoint builds the QuickGELU architecture with no weights cached."""
+    clip, _ = create_clip("HandID-Tiny", "", (64, 64), load_weights=False)
+    assert not any(isinstance(m, QuickGELU) for m in clip.modules())
+    with pytest.raises(ModelError, match="not available offline"):
+        create_clip("RN50", "openai", (224, 224))
+    rn50, _ = create_clip("RN50", "openai", (64, 64), load_weights=False)
+    assert any(isinstance(m, QuickGELU) for m in rn50.modules())

@@ -1,0 +1,57 @@
+"""Helpers the benchmarks share: timing device work (CUDA events on a GPU, perf_counter on the
+CPU), device names, freeing device memory, one-line errors, image-size arguments."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds `fn` takes, including the device work it queued."""
+    if device.type != "cuda":
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+    torch.cuda.synchronize(device)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1000.0
+
+
+def median_rate(count: int, seconds: list[float]) -> float:
+    """`count` items over the median of `seconds`."""
+    return count / statistics.median(seconds)
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def error_text(exc: BaseException) -> str:
+    """One line naming an exception, for a benchmark's JSON instead of a crash."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]
+
+
+def release(device: torch.device) -> None:
+    """Collect garbage and return cached CUDA memory between measurements."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    """`224` or `256x128` (height x width)."""
+    parts = [int(v) for v in text.lower().split("x")]
+    if len(parts) not in (1, 2) or min(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"image size must look like 224 or 256x128, got {text!r}")
+    return (parts[0], parts[-1])

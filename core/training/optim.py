@@ -1,0 +1,29 @@
+"""Optimizers: backbone at optim.lr, new heads and loss weights at optim.head_lr, centres on their own SGD."""
+
+from __future__ import annotations
+
+import torch
+
+from core.config import Config
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+def build_optimizer(groups: list[dict], cfg: Config) -> torch.optim.Optimizer:
+    """The configured optimizer over param groups (each with `params` and `lr`; `base_lr` is added)."""
+    groups = [dict(g, params=list(g["params"]), base_lr=g["lr"]) for g in groups]
+    groups = [g for g in groups if g["params"]]
+    kwargs = {"weight_decay": cfg.optim.weight_decay}
+    if cfg.optim.name == "sgd":
+        kwargs["momentum"] = cfg.optim.momentum
+    elif all(p.is_cuda for g in groups for p in g["params"]):
+        kwargs["fused"] = True  # one kernel for the whole update instead of one per tensor
+    return OPTIMIZERS[cfg.optim.name](groups, lr=cfg.optim.lr, **kwargs)
+
+
+def build_center_optimizer(params: list[torch.nn.Parameter], cfg: Config) -> torch.optim.Optimizer | None:
+    """Plain SGD at loss.center.lr for the centre-loss centres (None without centres)."""
+    params = list(params)
+    if not params:
+        return None
+    return torch.optim.SGD([{"params": params, "lr": cfg.loss.center.lr, "base_lr": cfg.loss.center.lr}])

@@ -1,0 +1,329 @@
+"""New run page: every knob of a run, pre-filled from a preset in configs/, submitted through jobs.
+
+The dataset root is checked on the spot (the protocol's split sizes, or the reader's one-line
+error), weights are checked for offline availability, and the whole config is validated with
+load_config before anything is queued. One run, a sweep over a grid, or a Stage 1 -> Stage 2
+chain; training always happens in a background process, never here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import open_clip
+import pandas as pd
+import streamlit as st
+
+from core.config import Size, flatten, keys, load_config, to_dict
+from core.data.protocols import build_protocol, protocol_names
+from core.data.readers import read_table
+from core.errors import ConfigError, ModelError
+from core.model import backbone as backbones
+from core.runs import list_runs
+from dashboard.common import CONFIGS, checkpoints_root, file_version, page_link, presets, show_error
+from jobs import api as jobs
+from jobs.sweeps import parse_grid
+
+DEFAULT_PRESET = "demo.yaml"
+STAGE2_PRESET = "stage2_ce_triplet.yaml"
+KEY_TYPES = keys()
+STARTED = "new_run_started"  # run ids of the last submission, shown until the next one
+WEIGHTS = ("Random init (from scratch)", "open_clip tag", "Local file", "Continue from a finished run")
+LOSSES = {
+    "ce": ("Cross-entropy", {"label_smoothing": "label smoothing"}),
+    "i2t": ("Image-to-text", {}),
+    "triplet": ("Triplet", {"margin": "margin", "mining": "mining"}),
+    "center": ("Center", {"lr": "centre learning rate"}),
+    "arcface": ("ArcFace", {"margin": "margin (rad)", "scale": "scale"}),
+}
+NOT_ADVANCED = ("data.synth_",)  # only meaningful for synthetic data, shown in the data section then
+SHARED_WITH_STAGE2 = ("data.", "model.backbone", "model.pretrained")  # what Stage 2 takes from the form
+
+
+@dataclass
+class Form:
+    """The preset's resolved values and what the widgets say now, by dotted key."""
+
+    preset: str
+    defaults: dict[str, Any]
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def widget_key(self, key: str) -> str:
+        return f"new_run:{self.preset}:{key}"  # a new preset gets fresh widgets holding its values
+
+    def knob(self, key: str, label: str, where: Any = st, default: Any = None, **kwargs: Any) -> Any:
+        """The widget that fits the key's type, starting at the preset's value (or `default`)."""
+        tp, value = KEY_TYPES[key], self.defaults[key] if default is None else default
+        wkey = self.widget_key(key)
+        if get_origin(tp) is Literal:
+            options = list(get_args(tp))
+            chosen = where.selectbox(label, options, index=options.index(value), key=wkey, **kwargs)
+        elif tp is bool:
+            chosen = where.checkbox(label, value=bool(value), key=wkey, **kwargs)
+        elif tp is int:
+            chosen = int(where.number_input(label, value=int(value), step=1, key=wkey, **kwargs))
+        elif tp is float:
+            kwargs.setdefault("format", "%g")
+            chosen = float(where.number_input(label, value=float(value), key=wkey, **kwargs))
+        else:
+            chosen = where.text_input(label, value=str(value), key=wkey, **kwargs)
+        self.values[key] = chosen
+        return chosen
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+    def overrides(self) -> dict[str, Any]:
+        """The form's values that differ from the preset."""
+        return {k: v for k, v in self.values.items() if v != self.defaults.get(k)}
+
+
+@st.cache_data(max_entries=16, show_spinner="Reading the dataset…")
+def dataset_table(dataset: str, root: str, version: tuple[int, int]) -> pd.DataFrame:
+    """The reader's table (cached per root version; errors are not cached)."""
+    return read_table(dataset, root)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def split_counts(dataset: str, root: str, protocol: str, version: tuple[int, int]) -> dict[str, dict[str, int]]:
+    """Images and identities of train, val, query and gallery (first evaluation run)."""
+    return build_protocol(dataset_table(dataset, root, version), protocol, runs=1).describe()
+
+
+def weights_problem(backbone: str, pretrained: str) -> str | None:
+    """Why these weights cannot be loaded offline (one line), or None when they can."""
+    try:
+        backbones.check_weights(backbone, pretrained)
+    except ModelError as exc:
+        return str(exc)
+    return None
+
+
+def data_section(form: Form) -> None:
+    """Dataset, root and protocol, with the protocol's split sizes or the reader's error."""
+    st.subheader("Data")
+    left, middle, right = st.columns([1, 3, 1])
+    dataset = form.knob("data.dataset", "Dataset", left)
+    root = form.knob("data.root", "Root folder (or manifest CSV)", middle)
+    path = Path(root).expanduser()
+    pending_synth = dataset == "synthetic" and not path.exists()
+    table, problem = None, None
+    if not pending_synth:
+        try:
+            table = dataset_table(dataset, root, file_version(path))
+        except Exception as exc:  # the reader's one-line DataError, or anything unexpected
+            problem = exc
+    kind = dataset
+    if dataset == "synthetic":
+        a, b = st.columns(2)
+        kind = form.knob("data.synth_layout", "Synthetic layout", a)
+        form.knob("data.synth_identities", "Synthetic identities", b, min_value=1)
+    names = protocol_names(table) if table is not None else protocol_names(kind)
+    wanted = form.defaults["data.protocol"]
+    protocol = right.selectbox("Protocol", names, index=names.index(wanted) if wanted in names else 0,
+                               key=form.widget_key(f"data.protocol:{dataset}"))
+    form.set("data.protocol", protocol)
+    if pending_synth:
+        st.info(f"{root} does not exist yet: synthetic hands in the {kind} layout are generated there when the run starts.")
+    elif problem is not None:
+        show_error(problem)
+    else:
+        try:
+            counts = split_counts(dataset, root, protocol, file_version(path))
+            st.dataframe(pd.DataFrame(counts).T.rename_axis("split"))
+        except Exception as exc:
+            show_error(exc)
+
+
+def finished_runs() -> dict[str, dict[str, Any]]:
+    """Succeeded runs by folder path, with their configs."""
+    return {str(r.path): r.read_config() for r in list_runs(checkpoints_root()) if r.read_status().get("state") == "succeeded"}
+
+
+def model_section(form: Form) -> None:
+    """Backbone and where its weights come from: nothing, a tag, a file, or a finished run."""
+    st.subheader("Model")
+    pretrained, init_from = form.defaults["model.pretrained"], form.defaults["model.init_from"]
+    start = 3 if init_from else (0 if not pretrained else (2 if Path(pretrained).suffix else 1))
+    mode = st.radio("Weights", WEIGHTS, index=start, horizontal=True, key=form.widget_key("weights"))
+    form.set("model.pretrained", "")
+    form.set("model.init_from", "")
+    if mode == WEIGHTS[3]:
+        runs = finished_runs()
+        if not runs:
+            st.warning("No finished run to continue from yet.")
+            return
+        chosen = st.selectbox("Continue from (its best checkpoint)", list(runs), format_func=lambda p: Path(p).name,
+                              key=form.widget_key("model.init_from"))
+        config = runs[chosen]
+        form.set("model.init_from", chosen)
+        form.set("model.backbone", config.get("model", {}).get("backbone", form.defaults["model.backbone"]))
+        data = config.get("data", {})
+        st.caption(f"Backbone {form.values['model.backbone']}, trained on {data.get('dataset')}/{data.get('protocol')}.")
+        return
+    names = sorted(set(open_clip.list_models()) | {form.defaults["model.backbone"]})
+    left, right = st.columns(2)
+    backbone = left.selectbox("Backbone", names, index=names.index(form.defaults["model.backbone"]),
+                              key=form.widget_key("model.backbone"))
+    form.set("model.backbone", backbone)
+    if mode == WEIGHTS[1]:
+        tags = open_clip.list_pretrained_tags_by_model(backbone)
+        if not tags:
+            right.warning(f"open_clip has no pretrained tags for {backbone}.")
+            return
+        tag = right.selectbox("Tag", tags, index=tags.index(pretrained) if pretrained in tags else 0,
+                              key=form.widget_key(f"model.pretrained:{backbone}"))
+        form.set("model.pretrained", tag)
+    elif mode == WEIGHTS[2]:
+        form.set("model.pretrained", right.text_input("Weights file", value=pretrained, key=form.widget_key("model.pretrained")))
+    chosen = form.values["model.pretrained"]
+    if mode == WEIGHTS[2] and not chosen:
+        st.info("Give the path of an open_clip weights file (.safetensors, .bin, .pt, .pth).")
+    elif mode == WEIGHTS[2] and not Path(chosen).expanduser().is_file():
+        st.error(f"weights file not found: {chosen}")
+    elif chosen:
+        problem = weights_problem(backbone, chosen)
+        if problem:
+            st.error(problem)
+        else:
+            st.caption("Weights available offline.")
+
+
+def losses_section(form: Form) -> None:
+    """One column per loss: on/off, weight and its own parameters."""
+    st.subheader("Losses")
+    for column, (loss, (title, params)) in zip(st.columns(len(LOSSES)), LOSSES.items()):
+        weight_key = f"loss.{loss}.weight"
+        preset_weight = form.defaults[weight_key]
+        on = column.checkbox(title, value=preset_weight > 0, key=form.widget_key(f"{weight_key}:on"))
+        weight = form.knob(weight_key, "weight", column, default=preset_weight or 1.0, min_value=0.0, disabled=not on)
+        form.set(weight_key, weight if on else 0.0)
+        for param, label in params.items():
+            form.knob(f"loss.{loss}.{param}", label, column, disabled=not on)
+
+
+def training_section(form: Form) -> None:
+    """Sampler, optimizer, learning rates, schedule, epochs, batch and image size, evaluation."""
+    st.subheader("Training")
+    a, b, c, d = st.columns(4)
+    kind = form.knob("sampler.kind", "Sampler", a)
+    form.knob("sampler.p", "P (identities per batch)", b, min_value=1, disabled=kind != "pk")
+    form.knob("sampler.k", "K (images per identity)", c, min_value=1, disabled=kind != "pk")
+    form.knob("train.batch_size", "Batch size", d, min_value=1, disabled=kind == "pk")
+    a, b, c, d = st.columns(4)
+    form.knob("optim.name", "Optimizer", a)
+    form.knob("optim.lr", "Backbone learning rate", b, min_value=0.0, format="%.2e", step=1e-6)
+    form.knob("optim.head_lr", "Head learning rate", c, min_value=0.0, format="%.2e", step=1e-5)
+    form.knob("optim.weight_decay", "Weight decay", d, min_value=0.0, format="%.2e", step=1e-5)
+    a, b, c, d = st.columns(4)
+    form.knob("optim.schedule", "Schedule", a)
+    form.knob("optim.warmup_epochs", "Warm-up epochs", b, min_value=0)
+    form.knob("train.epochs", "Epochs", c, min_value=1)
+    form.knob("eval.every", "Evaluate every (epochs; 0 = start and end only)", d, min_value=0)
+    a, b, c, d = st.columns(4)
+    height, width = form.defaults["data.image_size"]
+    h = a.number_input("Image height", value=int(height), min_value=1, step=16, key=form.widget_key("data.image_size:h"))
+    w = b.number_input("Image width", value=int(width), min_value=1, step=16, key=form.widget_key("data.image_size:w"))
+    form.set("data.image_size", [int(h), int(w)])
+    form.knob("eval.runs", "Evaluation runs (query/gallery draws)", c, min_value=1)
+    form.knob("train.seed", "Seed", d, min_value=0)
+
+
+def advanced_section(form: Form) -> None:
+    """Every other scalar key (augmentation, schedule details, device, evaluation options), preset values."""
+    rest = [k for k in KEY_TYPES if k not in form.values and k != "name" and not k.startswith(NOT_ADVANCED)
+            and KEY_TYPES[k] is not Size]
+    with st.expander("More settings"):
+        for start in range(0, len(rest), 4):
+            for column, key in zip(st.columns(4), rest[start:start + 4]):
+                form.knob(key, key, column)
+
+
+def chain_section(form: Form) -> str | None:
+    """The Stage 2 preset when the run is queued as Stage 1 of a chain, else None."""
+    if not st.checkbox("Queue as Stage 1 → Stage 2 chain", key=form.widget_key("chain")):
+        return None
+    names = presets()
+    stage2 = st.selectbox("Stage 2 preset", names, index=names.index(STAGE2_PRESET) if STAGE2_PRESET in names else 0,
+                          key=form.widget_key("chain:preset"))
+    st.caption("Stage 2 starts from Stage 1's best checkpoint, with the same data, backbone and weights settings.")
+    return stage2
+
+
+def stage2_overrides(form: Form) -> dict[str, Any]:
+    return {k: v for k, v in form.values.items() if k.startswith(SHARED_WITH_STAGE2)}
+
+
+def submit(form: Form, name: str, stage2: str | None) -> list[str]:
+    """Validate the config(s) and queue them: one run, or a Stage 1 -> Stage 2 chain."""
+    config, overrides = CONFIGS / form.preset, form.overrides()
+    load_config(config, overrides)
+    if stage2 is None:
+        return [jobs.submit(config, overrides, name=name, root=checkpoints_root())]
+    load_config(CONFIGS / stage2, stage2_overrides(form))
+    stages = [(config, overrides), (CONFIGS / stage2, stage2_overrides(form))]
+    return jobs.submit_chain(stages, name=name, root=checkpoints_root())
+
+
+def submit_sweep(form: Form, name: str, grid_text: str) -> list[str]:
+    """Validate every grid value against the form's config, then queue the sweep."""
+    grid = parse_grid([line.strip() for line in grid_text.splitlines() if line.strip()])
+    if not grid:
+        raise ConfigError("sweep: give one line KEY=V1,V2,... per swept key")
+    config, overrides = CONFIGS / form.preset, form.overrides()
+    for key, values in grid.items():
+        for value in values:
+            load_config(config, {**overrides, key: value})
+    return jobs.sweep(config, grid, overrides=overrides, name=name, root=checkpoints_root())
+
+
+def started() -> None:
+    """Links to the runs queued by the last submission."""
+    ids = st.session_state.get(STARTED)
+    if not ids:
+        return
+    st.success(f"Queued {len(ids)} run{'s' if len(ids) > 1 else ''}: {', '.join(ids)}")
+    for run_id in ids:
+        page_link("run", f"Open {run_id}", {"run": run_id}, icon=":material/monitoring:")
+
+
+def actions(form: Form, stage2: str | None) -> None:
+    """Name, Start training, and the sweep grid with Start sweep."""
+    name = st.text_input("Run name (optional)", value=form.defaults["name"], key=form.widget_key("name"))
+    grid_text = st.text_area("Sweep grid: one `key=v1,v2,...` per line (e.g. `optim.lr=1e-5,5e-6`)",
+                             key=form.widget_key("grid"), height=100)
+    left, right = st.columns([1, 5])
+    start = left.button("Start training", type="primary", key="new_run_start")
+    sweep = right.button("Start sweep", key="new_run_sweep", disabled=not grid_text.strip())
+    try:
+        if start:
+            st.session_state[STARTED] = submit(form, name, stage2)
+        if sweep:
+            st.session_state[STARTED] = submit_sweep(form, name, grid_text)
+    except Exception as exc:  # ConfigError one-liners, queue errors
+        show_error(exc)
+
+
+def render() -> None:
+    st.title("New run")
+    names = presets()
+    if not names:
+        st.error(f"no presets (*.yaml) in {CONFIGS}")
+        return
+    preset = st.selectbox("Preset", names, index=names.index(DEFAULT_PRESET) if DEFAULT_PRESET in names else 0,
+                          key="new_run_preset")
+    try:
+        form = Form(preset, flatten(to_dict(load_config(CONFIGS / preset))))
+    except Exception as exc:
+        show_error(exc)
+        return
+    data_section(form)
+    model_section(form)
+    losses_section(form)
+    training_section(form)
+    advanced_section(form)
+    stage2 = chain_section(form)
+    actions(form, stage2)
+    started()

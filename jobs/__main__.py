@@ -1,0 +1,164 @@
+"""`python -m jobs`: submit, sweep, chain, list, show, logs, cancel, resume (and the scheduler loop)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from core.cli import run_cli
+from core.errors import ConfigError
+from core.runs import FINAL_STATES, RunDir
+from jobs import api, scheduler, sweeps
+
+COLUMNS = ("id", "name", "state", "progress", "rank1", "mAP", "created", "started", "ended", "sweep")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", help="checkpoints folder (default: $HANDID_CHECKPOINTS or ./checkpoints)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, parents=[common])
+
+
+    p = add("submit", "queue one training run; prints its id")
+    p.add_argument("--config", required=True, help="preset YAML, e.g. configs/demo.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    p.add_argument("--name", default="")
+    p.add_argument("--after", metavar="RUN_ID", help="start only when this run succeeds, from its best checkpoint")
+
+    p = add("sweep", "queue one run per combination of a grid; prints their ids")
+    p.add_argument("--config", help="base preset YAML")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="grid axis (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--name", default="")
+    p.add_argument("--preset", help="sweep preset YAML (configs/sweeps/NAME.yaml)")
+
+    p = add("chain", "queue stages that run one after another; prints their ids")
+    p.add_argument("--preset", required=True, help="chain preset YAML (configs/chains/NAME.yaml)")
+
+    p = add("list", "every run with state, progress and best results")
+    p.add_argument("--json", action="store_true")
+
+    p = add("show", "one run in detail")
+    p.add_argument("run_id")
+    p.add_argument("--json", action="store_true")
+
+    p = add("logs", "a run's train.log")
+    p.add_argument("run_id")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
+
+    for name, text in (("cancel", "stop a queued or running run"), ("resume", "re-queue a failed or cancelled run")):
+        add(name, text).add_argument("run_id")
+
+    add("scheduler", "(internal) run the scheduler loop in the foreground")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    root = args.root
+    if args.command == "submit":
+        print(api.submit(args.config, args.set, name=args.name, after=args.after, root=root))
+    elif args.command == "sweep":
+        print("\n".join(_sweep(args)))
+    elif args.command == "chain":
+        print("\n".join(api.chain_preset(args.preset, root=root)))
+    elif args.command == "list":
+        _list(api.list_runs(root), args.json)
+    elif args.command == "show":
+        info = api.get_run(args.run_id, root)
+        print(json.dumps(info.to_dict(), indent=1) if args.json else _show(info))
+    elif args.command == "logs":
+        _logs(args.run_id, root, args.follow)
+    elif args.command == "cancel":
+        api.cancel(args.run_id, root)
+        stopping = api.get_run(args.run_id, root).state == "running"
+        print(f"{args.run_id}: {'stopping (it saves its checkpoint, then ends cancelled)' if stopping else 'cancelled'}")
+    elif args.command == "resume":
+        api.resume(args.run_id, root)
+        print(f"{args.run_id}: queued again; it continues from its last checkpoint")
+    elif args.command == "scheduler":
+        return scheduler.main(root)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> list[str]:
+    if args.preset:
+        if args.config or args.grid:
+            raise ConfigError("give either --preset or --config with --grid, not both")
+        return api.sweep_preset(args.preset, root=args.root)
+    if not args.grid:
+        raise ConfigError("a sweep needs --grid KEY=V1,V2,... (or --preset FILE)")
+    return api.sweep(args.config, sweeps.parse_grid(args.grid), args.set, name=args.name, root=args.root)
+
+
+def _time(t: float | None) -> str:
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _row(info: api.RunInfo) -> list[str]:
+    progress = f"{info.epoch:g}/{info.epochs}" if info.kind == "train" else "-"
+    return [info.run_id, info.name, info.state, progress, _num(info.best_rank1), _num(info.best_mAP),
+            _time(info.created), _time(info.started), _time(info.ended), info.sweep_id or "-"]
+
+
+def _list(infos: list[api.RunInfo], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([i.to_dict() for i in infos], indent=1))
+        return
+    rows = [list(COLUMNS), *(_row(i) for i in infos)]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(COLUMNS))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+
+
+def _show(info: api.RunInfo) -> str:
+    fields = info.to_dict()
+    for key in ("created", "started", "ended"):
+        fields[key] = _time(fields[key])
+    fields["progress"] = f"{info.progress:.0%} (epoch {info.epoch:g}/{info.epochs})"
+    if info.eta_seconds is not None:
+        fields["eta_seconds"] = f"{info.eta_seconds:.0f}"
+    return "\n".join(f"{k}: {'-' if v is None else v}" for k, v in fields.items())
+
+
+def _logs(run_id: str, root: str | None, follow: bool) -> None:
+    """Print train.log (process.log while there is none), then follow it until the run ends if asked."""
+    run = RunDir.at(api.get_run(run_id, root).path)
+    path, offset = run.log_path, 0
+    while True:
+        if offset == 0:
+            path = run.log_path if run.log_path.exists() else run.path / "process.log"
+        offset = _print_from(path, offset)
+        if not follow or api.get_run(run_id, root).state in FINAL_STATES:
+            _print_from(path, offset)
+            return
+        time.sleep(1.0)
+
+
+def _print_from(path: Path, offset: int) -> int:
+    """Print the file from byte offset on; returns the new offset."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return offset
+    sys.stdout.write(data.decode(errors="replace"))
+    sys.stdout.flush()
+    return offset + len(data)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,61 @@
+"""Session-wide synthetic datasets and tiny training configs for the trainer and evaluator tests.
+
+One small synthetic 11k-layout dataset (and one HD-layout dataset for cross-dataset checks) is
+generated once per test session; every tiny run reads it through the real readers and cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from core.config import Config, load_config
+from core.data.synth import write_dataset
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "configs" / "demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """11k layout: 8 people x 4 aspects x 3 photos (4 train / 4 test identities per subset)."""
+    return write_dataset("11k", tmp_path_factory.mktemp("data") / "synthetic-11k", 8, seed=0, size=(64, 48),
+                         images_per_aspect=3, workers=1)
+
+
+@pytest.fixture(scope="session")
+def synth_hd_root(tmp_path_factory) -> Path:
+    """HD layout: 6 subjects in 1-501 (3 photos each) plus a few 502-712 distractor subjects."""
+    return write_dataset("hd", tmp_path_factory.mktemp("data") / "synthetic-hd", 6, seed=1, size=(64, 48),
+                         images_per_aspect=3, workers=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides(synth_root, tmp_path_factory) -> dict:
+    """The demo preset shrunk to seconds: 32 px, 2 epochs, 2 evaluation runs, one CPU thread."""
+    return {
+        "data.root": str(synth_root), "data.image_size": 32,
+        "data.cache_dir": str(tmp_path_factory.mktemp("cache")),
+        "train.epochs": 2, "train.batch_size": 4, "train.log_every": 1, "train.threads": 1, "train.device": "cpu",
+        "sampler.kind": "random", "eval.every": 1, "eval.runs": 2, "eval.batch_size": 16,
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_overrides) -> Callable[..., Config]:
+    """tiny_config(**{"dotted.key": value}) -> the tiny demo Config with those overrides."""
+    def make(overrides: dict | None = None) -> Config:
+        return load_config(DEMO, {**tiny_overrides, **(overrides or {})})
+    return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_config, tmp_path_factory) -> Path:
+    """One finished tiny run (2 epochs on dorsal_r), shared by the evaluate and init_from tests."""
+    from core.train import train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "trained"
+    assert train(tiny_config(), str(run_dir)) == 0
+    return run_dir

@@ -1,0 +1,89 @@
+"""Run page over runs made by real tiny trainings: curves, metrics, config, log, cross evaluation."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from pathlib import Path
+
+from core.runs import RunDir
+from dashboard.views.run import gains_table, mean_std, metrics_table
+from jobs import api as jobs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_finished_run_shows_curves_metrics_config_and_log(checkpoints, open_page):
+    at = open_page("run", run="done")
+    assert not at.exception
+    assert at.selectbox(key="pick_run").value == "done"
+    figures = {json.loads(chart.proto.spec)["layout"]["title"]["text"]: json.loads(chart.proto.spec)
+               for chart in at.get("plotly_chart")}
+    assert set(figures) == {"Losses", "Learning rate", "Throughput", "Retrieval per evaluation",
+                            "Intra / inter-identity distance"}
+    assert {trace["name"] for trace in figures["Losses"]["data"]} == {"loss", "ce", "triplet"}
+    assert {trace["name"] for trace in figures["Retrieval per evaluation"]["data"]} == {"rank-1", "mAP", "mINP"}
+    epochs = figures["Retrieval per evaluation"]["data"][0]["x"]  # plotly's binary array encoding
+    assert np.frombuffer(base64.b64decode(epochs["bdata"]), dtype=epochs["dtype"]).tolist() == [0, 1, 2]
+    evaluation = RunDir(checkpoints / "done").read_eval()
+    cards = {m.label: m for m in at.metric}
+    assert cards["rank-1"].value == f"{100 * evaluation['final']['rank1']:.2f}"
+    assert cards["mAP"].delta == f"{100 * (evaluation['final']['mAP'] - evaluation['epoch0']['mAP']):+.2f}"
+    config = yaml.safe_load(at.code[0].value)
+    assert config["train"]["epochs"] == 2 and config["model"]["backbone"] == "HandID-Tiny"
+    assert "succeeded" in at.code[1].value
+
+
+def test_cross_evaluations_are_listed(checkpoints, open_page):
+    at = open_page("run", run="done")
+    protocols = [list(frame.value["protocol"]) for frame in at.dataframe if "protocol" in frame.value.columns]
+    assert ["synthetic/palmar_r"] in protocols
+
+
+def test_failed_run_shows_its_error(checkpoints, open_page):
+    at = open_page("run", run="broken")
+    assert not at.exception
+    assert any("dataset root not found" in e.value for e in at.error)
+
+
+def test_evaluate_form_queues_a_background_job(checkpoints, open_page, monkeypatch):
+    calls = []
+    monkeypatch.setattr("jobs.api.evaluate", lambda *args, **kwargs: calls.append((args, kwargs)) or "job1")
+    at = open_page("run", run="done")
+    at.selectbox(key="run_eval_dataset").set_value("hd").run()
+    at.text_input(key="run_eval_root").set_value("/data/hd")
+    at.selectbox(key="run_eval_protocol").set_value("hd")
+    at.button(key="run_eval_submit").click().run()
+    assert not at.exception
+    assert calls == [(("done", "hd", "/data/hd", "hd", "best"), {"root": checkpoints})]
+    assert "job1" in at.success[0].value
+
+
+def test_metrics_table_shows_mean_and_std_in_percent():
+    table = metrics_table({"11k/dorsal_r": {"rank1": 0.9123, "rank1_std": 0.0105, "mAP": 0.5}, "empty": {}})
+    assert table["protocol"].tolist() == ["11k/dorsal_r"]
+    assert table.loc[0, "rank-1"] == "91.23 ± 1.05"
+    assert table.loc[0, "mAP"] == "50.00"
+    assert table.loc[0, "rank-5"] == ""
+    assert mean_std({}, "rank1") == ""
+
+
+def test_gains_table_is_final_minus_epoch0():
+    table = gains_table({"epoch0": {"rank1": 0.25, "mAP": 0.5}, "final": {"rank1": 0.75}}).set_index("metric")
+    assert table.loc["rank-1", ["epoch 0", "final", "gain"]].tolist() == pytest.approx([25.0, 75.0, 50.0])
+    assert table.loc["mAP", "epoch 0"] == pytest.approx(50.0)
+    assert table["gain"].isna().tolist() == [False, True]
+
+
+def test_a_queued_run_shows_its_state_without_metrics(empty_checkpoints, open_page, monkeypatch):
+    monkeypatch.setattr("jobs.api.ensure_scheduler", lambda root=None: True)  # queued, never started
+    run_id = jobs.submit(str(REPO / "configs" / "demo.yaml"), {"train.epochs": 1}, root=empty_checkpoints)
+    at = open_page("run", run=run_id)
+    assert not at.exception
+    assert "**queued**" in at.markdown[0].value
+    assert [i.value for i in at.info] == ["No metrics yet.", "No final evaluation yet."]

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from jobs import api
+from jobs.__main__ import main
+from jobs.process import child_env
+from jobs.queue import Queue
+
+DEMO = str(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jobs", *args], capture_output=True, text=True, env=child_env(),
+                          timeout=120)
+
+
+def test_bad_input_is_one_error_line_with_exit_code_2(root):
+    for args in (["submit", "--config", DEMO, "--set", "loss.triplet.margin=-1"],
+                 ["sweep", "--config", DEMO, "--grid", "optim.nope=1,2"],
+                 ["sweep", "--config", DEMO, "--grid", "optim.lr="],
+                 ["show", "20260101-000000-000000"],
+                 ["submit", "--config", DEMO, "--after", "20260101-000000-000000"]):
+        done = _cli(*args)
+        assert done.returncode == 2, args
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert Queue().all() == []
+
+
+def test_list_show_and_cancel(root, capsys):
+    first = api.submit(DEMO, {"train.epochs": 3}, name="alpha", start_scheduler=False)
+    second = api.sweep(DEMO, {"optim.lr": [1e-3]}, start_scheduler=False)[0]
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["run_id"], r["name"], r["state"]) for r in rows] == [(second, "demo lr=0.001", "queued"),
+                                                                   (first, "alpha", "queued")]
+    assert main(["list"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["id", "name", "state", "progress", "rank1", "mAP", "created", "started", "ended",
+                                "sweep"]
+    assert first in table[2] and "0/3" in table[2]
+    assert main(["cancel", first]) == 0
+    assert main(["show", first]) == 0
+    assert "state: cancelled" in capsys.readouterr().out.splitlines()
