@@ -18,7 +18,7 @@
 #
 # Afterwards, on the development machine, fold the fetched OUT folder into bench/RESULTS.md's GPU
 # section (named after the card; the CPU section is kept):
-#   .venv/bin/python -m bench.results --merge-gpu PATH/TO/OUT
+#   mkdir -p D && tar xzf PATH/TO/OUT/gpu_check.tgz -C D && .venv/bin/python -m bench.results --merge-gpu D
 set -u
 cd "$(dirname "$0")/.."
 START=$(date +%s)
@@ -76,7 +76,9 @@ echo "== photos (waiting, $(($(date +%s) - START)) s elapsed)"
 wait $PHOTOS
 report photos $?
 
-TT="python3 -m bench.train_throughput --backbone ViT-B-16 --image-size 224 --steps 10 --repeats 2"
+# The full step uses the Stage 1 preset (CE), the same loss as the bare loop, so the ratio is the
+# cost of the data path (cache on the device, sampler, augmentation) and the BNNeck head alone.
+TT="python3 -m bench.train_throughput --backbone ViT-B-16 --image-size 224 --steps 10 --repeats 2 --config configs/stage1_vitb16_11k.yaml"
 step tt-b256-eager 25 75 $TT --batch-size 256 --out "$OUT/train_throughput-b256-eager.json"
 step tt-b64-eager 25 60 $TT --batch-size 64 --out "$OUT/train_throughput-b64-eager.json"
 step pipeline 25 80 python3 -m bench.pipeline_vs_reference --backbone ViT-B-16 --image-size 224 --quick \
@@ -92,5 +94,8 @@ echo "== summary ($(($(date +%s) - START)) s elapsed)"
 python3 -m bench.results --summary "$OUT" || echo "warning: summary failed"
 ((${#SKIPPED[@]})) && echo "skipped: ${SKIPPED[*]}"
 ((${#FAILED[@]})) && echo "failed: ${FAILED[*]}"
-echo "results in $OUT; fold them in with: .venv/bin/python -m bench.results --merge-gpu <fetched OUT>"
+# The device tool returns at most 8 files from $OUT: pack everything into one archive beside the summary.
+tar czf /tmp/gpu_check.tgz -C "$OUT" . && find "$OUT" -mindepth 1 -delete && mv /tmp/gpu_check.tgz "$OUT/" \
+  && python3 -c "import tarfile,sys; tarfile.open('$OUT/gpu_check.tgz').extract('./summary.json', '$OUT')" 2>/dev/null
+echo "results in $OUT/gpu_check.tgz; fold them in with: mkdir -p D && tar xzf gpu_check.tgz -C D && .venv/bin/python -m bench.results --merge-gpu D"
 exit 0

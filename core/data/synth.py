@@ -94,22 +94,22 @@ class Person:
 
 def _marks(rng: np.random.Generator, palm_h: float, count: int) -> tuple[np.ndarray, np.ndarray]:
     """`count` moles, each on the palm or on a finger, at fixed hand-relative spots."""
-    on_finger = rng.random(count) < 0.4
+    on_finger = rng.random(count) < 0.3
     palm = np.column_stack([rng.uniform(-0.38, 0.38, count), rng.uniform(0.12, 0.9, count) * palm_h,
-                            rng.uniform(0.010, 0.024, count)])[~on_finger]
+                            rng.uniform(0.03, 0.055, count)])[~on_finger]
     fingers = np.column_stack([rng.integers(0, 5, count), rng.uniform(0.1, 0.75, count),
-                               rng.uniform(-0.3, 0.3, count), rng.uniform(0.010, 0.02, count)])[on_finger]
+                               rng.uniform(-0.3, 0.3, count), rng.uniform(0.025, 0.04, count)])[on_finger]
     return palm, fingers
 
 
 def _hand_shape(rng: np.random.Generator) -> HandShape:
     """Draw one person's right hand."""
-    palm_h = rng.uniform(0.95, 1.18)
-    finger_scale = rng.uniform(0.88, 1.1)
-    width_scale = rng.uniform(0.88, 1.1)
-    base = np.column_stack([FINGER_X + rng.normal(0, 0.012, 4), palm_h + FINGER_Y + rng.normal(0, 0.02, 4)])
+    palm_h = rng.uniform(0.88, 1.26)
+    finger_scale = rng.uniform(0.76, 1.18)
+    width_scale = rng.uniform(0.75, 1.25)
+    base = np.column_stack([FINGER_X + rng.normal(0, 0.02, 4), palm_h + FINGER_Y + rng.normal(0, 0.05, 4)])
     segments = np.array([0.45, 0.30, 0.25]) + rng.normal(0, 0.015, (4, 3))
-    palm_moles, finger_moles = _marks(rng, palm_h, int(rng.integers(1, 6)))
+    palm_moles, finger_moles = _marks(rng, palm_h, int(rng.integers(3, 8)))
     palmar_moles, _ = _marks(rng, palm_h, int(rng.integers(0, 2)))
     veins = tuple(
         np.array([[x0, -0.25], [x0 + rng.uniform(-0.12, 0.12), 0.35 * palm_h], [x1, 0.78 * palm_h]])
@@ -123,16 +123,16 @@ def _hand_shape(rng: np.random.Generator) -> HandShape:
     )
     return HandShape(
         palm_h=palm_h,
-        wrist_w=rng.uniform(0.66, 0.8),
+        wrist_w=rng.uniform(0.6, 0.86),
         finger_base=base,
-        finger_len=FINGER_LEN * finger_scale * (1 + rng.normal(0, 0.035, 4)),
-        finger_w=FINGER_W * width_scale * (1 + rng.normal(0, 0.03, 4)),
+        finger_len=FINGER_LEN * finger_scale * (1 + rng.normal(0, 0.07, 4)),
+        finger_w=FINGER_W * width_scale * (1 + rng.normal(0, 0.06, 4)),
         segments=segments / segments.sum(axis=1, keepdims=True),
-        bends=rng.normal(0, 2.5, (4, 3)),
-        thumb_base=np.array([-0.2 + rng.normal(0, 0.02), 0.1 * palm_h]),
-        thumb_angle=rng.uniform(30, 48),
-        thumb_len=np.array([0.5, 0.34, 0.3]) * rng.uniform(0.9, 1.1),
-        thumb_w=rng.uniform(0.26, 0.32),
+        bends=rng.normal(0, 4.0, (4, 3)),
+        thumb_base=np.array([-0.2 + rng.normal(0, 0.03), 0.1 * palm_h]),
+        thumb_angle=rng.uniform(22, 56),
+        thumb_len=np.array([0.5, 0.34, 0.3]) * rng.uniform(0.82, 1.18),
+        thumb_w=rng.uniform(0.24, 0.34),
         nail_w=rng.uniform(0.55, 0.75),
         nail_l=rng.uniform(0.5, 0.7),
         nail_round=rng.uniform(0.2, 0.9),
@@ -245,14 +245,14 @@ class Pose:
 
 def _pose(rng: np.random.Generator) -> Pose:
     return Pose(
-        spread=float(rng.uniform(0, 1)),
-        curl=rng.normal(0, 2.0, (4, 3)),
-        thumb=float(rng.normal(0, 5)),
-        rotation=float(rng.uniform(-18, 18)),
-        scale=float(rng.uniform(0.85, 1.08)),
+        spread=float(rng.uniform(0.25, 0.75)),
+        curl=rng.normal(0, 1.0, (4, 3)),
+        thumb=float(rng.normal(0, 4)),
+        rotation=float(rng.uniform(-8, 8)),
+        scale=float(rng.uniform(0.95, 1.05)),
         offset=rng.uniform(-1, 1, 2),
         light=rng.normal(0, 0.12, 2),
-        brightness=float(rng.uniform(0.86, 1.12)),
+        brightness=float(rng.uniform(0.92, 1.08)),
         balance=1 + rng.normal(0, 0.015, 3),
         background=float(rng.uniform(0.9, 1.0)),
         noise=float(rng.uniform(1.0, 4.0)),
@@ -377,12 +377,12 @@ def _draw_hand(canvas: _Canvas, hand: HandShape, pose: Pose, skin, dorsal: bool,
     canvas.shape(_thumb_web(hand, joints[4]), skin)
     canvas.shape(_palm_outline(hand), skin)
     if dorsal:
-        vein = _mix(skin, VEIN_TINT, 0.1)
+        vein = _mix(skin, VEIN_TINT, 0.22)
         for points in hand.veins:
-            canvas.line(_bezier(points), vein, 0.04)
+            canvas.line(_bezier(points), vein, 0.06)
     else:
         for points in hand.creases:
-            canvas.line(_bezier(points, 16), crease, 0.014)
+            canvas.line(_bezier(points, 16), crease, 0.024)
         for y in (-0.04, -0.1):
             canvas.line(_bezier(np.array([[-hand.wrist_w / 2, y], [0, y - 0.03], [hand.wrist_w / 2, y]])), crease, 0.01)
     moles = hand.palm_moles if dorsal else hand.palmar_moles
@@ -402,7 +402,7 @@ def _draw_hand(canvas: _Canvas, hand: HandShape, pose: Pose, skin, dorsal: bool,
                 for k in range(count):
                     shift = (k - (count - 1) / 2) * 0.022 / lengths.sum()
                     canvas.line(_across(chain, t + shift, finger_w[i] * 0.22, bow=0.012), crease, 0.007)
-            nail = POLISH_COLOURS[polish] if polish >= 0 else _mix(skin, (255, 190, 190), 0.35)
+            nail = POLISH_COLOURS[polish] if polish >= 0 else _mix(skin, (255, 205, 205), 0.55)
             _draw_nail(canvas, chain, finger_w[i] * (0.9 if i < 4 else 0.8), hand, nail)
         else:
             for t in at:
@@ -443,11 +443,11 @@ def render_hand(person: Person, aspect: str, rng: np.random.Generator, size: tup
     pose = _pose(rng)
     w, h = size
     unit = 0.36 * min(h, 0.9 * w) * pose.scale
-    slack = np.array([w * 0.18, h * 0.06])
+    slack = np.array([w * 0.07, h * 0.04])
     centre = np.array([w / 2, h / 2]) + pose.offset * slack
     middle = np.array([0.0, (hand.palm_h + 0.9) / 2])  # halfway from the wrist to the fingertips
     canvas = _Canvas(size, unit, pose.rotation, centre, middle, mirror=(hand_name == "left") != (not dorsal))
-    skin = _mix(SKIN_TONES[person.tone][1], PALM_TINT, 0.0 if dorsal else 0.3)
+    skin = _mix(SKIN_TONES[person.tone][1], PALM_TINT, 0.0 if dorsal else 0.6)
     _draw_hand(canvas, hand, pose, skin, dorsal, person.polish, accessory)
     return _photograph(canvas, pose, size, rng)
 
