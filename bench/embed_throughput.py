@@ -11,12 +11,11 @@ Run: `python -m bench.embed_throughput [--quick] [--backbone B --image-size S --
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from bench.timing import device_name, median_rate, release, size_arg, timed
+from bench.timing import device_name, emit, median_rate, release, size_arg, timed
 from core.config import Config
 from core.model.backbone import create_clip
 from core.model.handid import HandIDModel
@@ -79,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(args.backbone, args.image_size, args.images, args.batch_size, args.repeats, args.device)
     else:
         result = run(args.quick)
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=None if args.json else 1))
+    emit(result, args.out, args.json)
     return 0
 
 

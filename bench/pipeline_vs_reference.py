@@ -17,7 +17,6 @@ Run: `python -m bench.pipeline_vs_reference [--quick] [--backbone B --image-size
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 
 from bench.photos import PROTOCOL, ensure_photos, scale
 from bench.reference_pipeline import BATCH_SIZE, ReferenceLoop, encoder_with_head, make_loader
-from bench.timing import device_name, error_text, median_rate, release, size_arg, timed
+from bench.timing import device_name, emit, error_text, median_rate, release, size_arg, timed
 from core.config import Config, load_config
 from core.data.cache import load_images
 from core.runs import RunDir
@@ -140,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the JSON object to this file")
     args = parser.parse_args(argv)
     result = run(args.quick, [(args.backbone, args.image_size)] if args.backbone else None)
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=None if args.json else 1))
+    emit(result, args.out, args.json)
     return 0
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from bench.photos import PROTOCOL, ensure_photos, scale
-from bench.timing import device_name
+from bench.timing import device_name, emit
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE2 = "configs/stage2_ce_triplet_center.yaml"
@@ -123,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the JSON object to this file")
     args = parser.parse_args(argv)
     result = run(args.quick, args.epochs, args.repeats)
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=None if args.json else 1))
+    emit(result, args.out, args.json)
     return 0
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -55,3 +57,10 @@ def size_arg(text: str) -> tuple[int, int]:
     if len(parts) not in (1, 2) or min(parts) <= 0:
         raise argparse.ArgumentTypeError(f"image size must look like 224 or 256x128, got {text!r}")
     return (parts[0], parts[-1])
+
+
+def emit(result: dict, out: Path | None, one_line: bool) -> None:
+    """Print a benchmark's JSON object (one line or indented) and also write it to `out` if given."""
+    if out:
+        out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=None if one_line else 1))

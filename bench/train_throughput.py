@@ -17,7 +17,6 @@ Run: `python -m bench.train_throughput [--backbone ViT-B-16 --image-size 224 --b
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 from pathlib import Path
@@ -30,7 +29,7 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.reference_pipeline import EncoderWithHead, encoder_with_head
-from bench.timing import device_name, error_text, median_rate, release, size_arg, timed
+from bench.timing import device_name, emit, error_text, median_rate, release, size_arg, timed
 from core.config import load_config
 from core.runs import RunDir
 from core.training.evaluation import autocast
@@ -203,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                          args.device, args.amp, args.config)
     else:
         result = run(args.quick)
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=None if args.json else 1))
+    emit(result, args.out, args.json)
     return 0
 
 

@@ -20,8 +20,18 @@ from core.analysis import Embeddings, misidentified, no_embeddings, query_outcom
 from core.metrics import ranked_gallery
 from core.projections import cached_projection, load_projection, projection_path
 from core.runs import RunDir
+from dashboard.common import pick_run
 
 NO_EMBEDDINGS = "This run has no embeddings yet: its final evaluation writes them."
+
+
+def pick_run_with_embeddings() -> RunDir | None:
+    """The run picker of the pages that read embeddings.npz; None (with a note) when it has none."""
+    run = pick_run("Run", key="run")
+    if run is not None and not run.embeddings_path.exists():
+        st.info(NO_EMBEDDINGS)
+        return None
+    return run
 INSTANT = ("pca",)  # computed in place; anything else goes to the background thread
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection")

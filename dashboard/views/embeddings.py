@@ -11,7 +11,7 @@ from core.analysis import Embeddings
 from core.projections import methods
 from core.runs import RunDir
 from dashboard import analysis
-from dashboard.common import pick_run, show_error
+from dashboard.common import show_error
 from dashboard.figures import FIXED_COLOURS, projection_figure
 from dashboard.widgets import image_grid
 
@@ -25,11 +25,8 @@ NEIGHBOURS = 5
 def render() -> None:
     st.title("Embeddings")
     try:
-        run = pick_run("Run", key="run")
+        run = analysis.pick_run_with_embeddings()
         if run is None:
-            return
-        if not run.embeddings_path.exists():
-            st.info(analysis.NO_EMBEDDINGS)
             return
         left, right = st.columns(2)
         method = left.radio("Projection", methods(), format_func=METHOD_LABELS.get, horizontal=True,

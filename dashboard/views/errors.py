@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.analysis import Embeddings
 from dashboard import analysis
-from dashboard.common import pick_run, show_error
+from dashboard.common import show_error
 from dashboard.figures import FIXED_COLOURS
 from dashboard.widgets import image_grid
 
@@ -22,11 +22,8 @@ TABLE_COLUMNS = {"query": "query", "identity": "identity", "aspect": "aspect", "
 def render() -> None:
     st.title("Errors")
     try:
-        run = pick_run("Run", key="run")
+        run = analysis.pick_run_with_embeddings()
         if run is None:
-            return
-        if not run.embeddings_path.exists():
-            st.info(analysis.NO_EMBEDDINGS)
             return
         k = st.slider("Gallery images per query (top k)", 1, 10, 5, key="err_k")
         usable = int((analysis.outcomes(run, k)["true_rank"] > 0).sum())

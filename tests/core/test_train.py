@@ -270,4 +270,4 @@ def test_the_demo_preset_learns(tmp_path):
     assert main(["--config", str(DEMO), "--set", f"data.root={tmp_path / 'synthetic-11k'}",
                  "--set", f"data.cache_dir={tmp_path / 'cache'}", "--run-dir", str(run_dir)]) == 0
     ev = RunDir.at(run_dir).read_eval()
-    assert ev["final"]["mAP"] - ev["epoch0"]["mAP"] >= 0.04
+    assert ev["final"]["mAP"] - ev["epoch0"]["mAP"] >= 0.2
