@@ -85,7 +85,7 @@ def show_metrics(runs: list[RunDir]) -> None:
         shown = {k: values[k] for k in ("rank-1", "mAP", "mINP")}
         deltas = None if run == runs[0] else {k: _delta(values[k], baseline.get(k)) for k in shown}
         metric_cards(shown, deltas, columns=3)
-    st.dataframe(metrics_table(runs), key="cmp_metrics")
+    st.dataframe(metrics_table(runs).round(4), key="cmp_metrics")
 
 
 def _delta(value: float | None, base: float | None) -> float | None:

@@ -27,7 +27,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     overrides = {"data.root": str(base / "synthetic"), "data.cache_dir": str(base / "cache"),
                  "data.synth_identities": 8, "data.image_size": 32, "sampler.p": 4, "sampler.k": 2,
                  "train.batch_size": 8, "train.epochs": 1, "train.device": "cpu", "eval.every": 1,
-                 "eval.runs": 1, "eval.batch_size": 32}
+                 "eval.runs": 1, "eval.batch_size": 32, "data.synth_images_per_aspect": 4, "train.threads": 1,
+                 # named, so that the tests do not follow the demo preset's loss choices
+                 "loss.ce.weight": 1.0, "loss.triplet.weight": 1.0, "loss.center.weight": 0.0,
+                 "loss.arcface.weight": 0.0, "loss.i2t.weight": 0.0, "sampler.kind": "pk"}
     ensure_dataset(load_config(DEMO, overrides).data)
     return overrides
 

@@ -49,7 +49,8 @@ def test_a_queue_that_cannot_be_written_leaves_no_half_run(root):
 
 
 def test_submit_writes_the_resolved_config_and_a_queued_status(root):
-    run_id = api.submit(DEMO, {"optim.lr": 5e-4}, name="mine", start_scheduler=False)
+    overrides = {"optim.lr": 5e-4, "train.epochs": 20, "loss.triplet.weight": 1.0, "loss.center.weight": 0.0}
+    run_id = api.submit(DEMO, overrides, name="mine", start_scheduler=False)
     run = RunDir.at(root / run_id)
     assert run.read_config()["optim"]["lr"] == 5e-4 and run.read_config()["model"]["backbone"] == "HandID-Tiny"
     assert run.read_status()["state"] == "queued"

@@ -33,7 +33,7 @@ def test_only_one_scheduler_runs_per_root(root, wait_for):
 
 @pytest.mark.slow
 def test_a_run_outlives_a_killed_scheduler_and_the_next_one_records_it(root, tiny, wait_for):
-    run_id = api.submit(DEMO, {**tiny, "train.epochs": 2})
+    run_id = api.submit(DEMO, {**tiny, "train.epochs": 8})  # still training when its scheduler is killed
     run = RunDir.at(root / run_id)
     wait_for(lambda: run.heartbeat_path.exists(), 240, "the trainer to start")
     first = scheduler_pid(root)

@@ -53,7 +53,7 @@ def test_a_hand_started_folder_whose_pid_is_gone_reads_failed(root):
 
 @pytest.mark.slow
 def test_kill_9_mid_run_reads_failed_then_resume_continues_from_the_checkpoint(root, tiny, wait_for):
-    run_id = api.submit(DEMO, {**tiny, "train.epochs": 3})
+    run_id = api.submit(DEMO, {**tiny, "train.epochs": 12})  # long enough to be killed mid-run
     run = RunDir.at(root / run_id)
     wait_for(lambda: run.optimizer_state().exists(), 240, "the first checkpoint")
     pid = api.get_run(run_id).pid
