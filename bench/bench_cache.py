@@ -8,8 +8,6 @@ Run from the repo root: `python -m bench.bench_cache [--quick] [--json]`.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.timing import component_main
 from core.data.cache import decode_image, load_images
 from core.data.synth import ASPECTS, make_person, render_hand
 
@@ -73,13 +72,7 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="12 photos x 3 repeats instead of 40 x 5")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    print(json.dumps(result) if args.json else "\n".join(f"{k:>36}: {v}" for k, v in result.items()))
-    return 0
+    return component_main(run, __doc__.splitlines()[0], "12 photos x 3 repeats instead of 40 x 5", argv)
 
 
 if __name__ == "__main__":

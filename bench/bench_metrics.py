@@ -8,14 +8,13 @@ query count. Run: `python -m bench.bench_metrics [--quick] [--json]` from the re
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 
 import numpy as np
 import torch
 
+from bench.timing import component_main
 from core.metrics import retrieval_metrics
 
 
@@ -85,17 +84,7 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 x 1,000 instead of 5,000 x 5,000")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>28}: {value:.4g}" if isinstance(value, float) else f"{key:>28}: {value}")
-    return 0
+    return component_main(run, __doc__.splitlines()[0], "1,000 x 1,000 instead of 5,000 x 5,000", argv)
 
 
 if __name__ == "__main__":

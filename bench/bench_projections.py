@@ -9,13 +9,12 @@ Run: `python -m bench.bench_projections [--quick] [--json]` from the repo root.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 
 import numpy as np
 
+from bench.timing import component_main
 from core.projections import methods, project
 
 
@@ -56,17 +55,7 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 points instead of 5,000")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>28}: {value:.4g}" if isinstance(value, float) else f"{key:>28}: {value}")
-    return 0
+    return component_main(run, __doc__.splitlines()[0], "1,000 points instead of 5,000", argv)
 
 
 if __name__ == "__main__":

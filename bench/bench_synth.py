@@ -7,14 +7,13 @@ per core; `write_dataset` spreads the same work over a process pool. Run from th
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import statistics
 import time
 
 import numpy as np
 
+from bench.timing import component_main
 from core.data.synth import ASPECTS, DEFAULT_SIZE, make_person, render_hand
 
 
@@ -43,13 +42,7 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20 images x 3 repeats instead of 100 x 5")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    print(json.dumps(result) if args.json else "\n".join(f"{k:>30}: {v}" for k, v in result.items()))
-    return 0
+    return component_main(run, __doc__.splitlines()[0], "20 images x 3 repeats instead of 100 x 5", argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from core.config import flatten
+
 RESULTS = Path(__file__).parent / "RESULTS.md"
 LIBRARIES = ("torch", "torchvision", "open_clip_torch", "timm", "pytorch-metric-learning", "numpy", "pandas",
              "pillow", "scikit-learn", "openTSNE")
@@ -171,16 +173,6 @@ def headlines(kind: str, benchmarks: dict[str, dict]) -> list[str]:
         out.append(f"- {KINDS[kind]}, {ttr['backbone']}: Stage 2 recipe ({ttr['epochs']} epochs) to its number in "
                    f"**{ttr['wall_s']:.0f} s** (training {ttr['training_s']:.0f} s, evaluation "
                    f"{ttr['evaluation_s']:.0f} s, data preparation {ttr['data_prep_s']:.0f} s)")
-    return out
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-    out: dict = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
     return out
 
 

@@ -64,3 +64,15 @@ def emit(result: dict, out: Path | None, one_line: bool) -> None:
     if out:
         out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=None if one_line else 1))
+
+
+def component_main(run: Callable[[bool], dict], description: str, quick_help: str,
+                   argv: list[str] | None = None) -> int:
+    """`python -m bench.<name> [--quick] [--json] [--out FILE]` for a benchmark's `run(quick)`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument("--out", type=Path, help="also write the JSON object to this file")
+    args = parser.parse_args(argv)
+    emit(run(args.quick), args.out, args.json)
+    return 0

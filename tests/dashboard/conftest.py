@@ -14,6 +14,7 @@ submitting. `open_page(url_path)` runs the whole app (navigation included) on th
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -100,3 +101,12 @@ def open_page() -> Callable[..., AppTest]:
         return at.run()
 
     return open_
+
+
+@pytest.fixture
+def own_checkpoints(trained_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the trained runs, for pages that write caches (projections) into run folders."""
+    root = tmp_path / "checkpoints"
+    shutil.copytree(trained_root, root, ignore=shutil.ignore_patterns("projections", "queue.sqlite*"))
+    monkeypatch.setenv("HANDID_CHECKPOINTS", str(root))
+    return root

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,6 @@ from dashboard.views.compare import config_diff
 from jobs import api as jobs
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def own_checkpoints(trained_root, tmp_path, monkeypatch):
-    """A private copy of the trained runs: this page writes PCA caches into run folders."""
-    root = tmp_path / "checkpoints"
-    shutil.copytree(trained_root, root, ignore=shutil.ignore_patterns("projections", "queue.sqlite*"))
-    monkeypatch.setenv("HANDID_CHECKPOINTS", str(root))
-    return root
 
 
 def table_with(at, column: str):

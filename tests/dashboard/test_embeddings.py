@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
 
 import numpy as np
@@ -17,15 +16,6 @@ from core.projections import projection_path
 from core.runs import RunDir
 from dashboard import analysis
 from dashboard.views.embeddings import selected_rows
-
-
-@pytest.fixture
-def own_checkpoints(trained_root, tmp_path, monkeypatch):
-    """A private copy of the trained runs: this page writes projection caches into run folders."""
-    root = tmp_path / "checkpoints"
-    shutil.copytree(trained_root, root, ignore=shutil.ignore_patterns("projections", "queue.sqlite*"))
-    monkeypatch.setenv("HANDID_CHECKPOINTS", str(root))
-    return root
 
 
 def array(value: dict | list) -> np.ndarray:
