@@ -48,14 +48,14 @@ def status_line(run: RunDir) -> None:
         st.error(status["error"])
 
 
-def line_chart(frame: pd.DataFrame, x: str, columns: list[str], title: str, y_title: str) -> None:
+def line_chart(frame: pd.DataFrame, x: str, columns: list[str], title: str, y_title: str, log_y: bool = False) -> None:
     """One plotly line per column (long format), skipping columns the frame lacks."""
     present = [c for c in columns if c in frame.columns and frame[c].notna().any()]
     if not present:
         return
     long = frame[[x, *present]].melt(id_vars=x, var_name="series", value_name="value").dropna()
     figure = px.line(long, x=x, y="value", color="series", title=title, labels={"value": y_title},
-                     markers=len(frame) < 30)
+                     markers=len(frame) < 30, log_y=log_y)
     figure.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
     st.plotly_chart(figure, key=f"chart_{title}")
 
@@ -71,7 +71,8 @@ def curves(run: RunDir) -> None:
     left, right = st.columns(2)
     if not train.empty:
         with left:
-            line_chart(train, "step", list(LOSS_COMPONENTS), "Losses", "loss")
+            # unweighted components differ by orders of magnitude (center ~100, CE ~1): a log axis shows each
+            line_chart(train, "step", list(LOSS_COMPONENTS), "Losses", "loss (log scale)", log_y=True)
             line_chart(train, "step", ["images_per_s"], "Throughput", "images/s")
         with right:
             line_chart(train, "step", ["lr"], "Learning rate", "lr")
