@@ -17,7 +17,7 @@ from typing import Any
 from core.config import flatten, load_config, parse_override, to_dict
 from core.runs import FINAL_STATES, RunDir, list_runs as list_run_dirs, now
 from jobs import process, state, sweeps
-from jobs.queue import Job, JobError, Queue, new_id
+from jobs.queue import Job, JobError, Queue, new_id, new_ids
 from jobs.scheduler import ensure_scheduler
 
 Overrides = list[str] | dict[str, Any] | None
@@ -201,7 +201,7 @@ def _as_dict(overrides: Overrides) -> dict[str, Any]:
 
 def _enqueue(queue: Queue, specs: list[_Spec], start_scheduler: bool, chained: bool = False) -> list[str]:
     """Validate every spec, then write all folders, then all rows in one transaction."""
-    ids = [new_id() for _ in specs]
+    ids = new_ids(len(specs))
     if chained:
         for i in range(1, len(specs)):
             specs[i].after = ids[i - 1]

@@ -63,8 +63,16 @@ def resolve_root(root: str | Path | None = None) -> Path:
 
 
 def new_id() -> str:
-    """Sortable and unique across concurrent submitters: local time to the second + 24 random bits."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    """Sortable and unique across concurrent submitters: local time to the second + 32 random bits."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+
+
+def new_ids(count: int) -> list[str]:
+    """`count` distinct ids for one submission (a sweep queues hundreds within a second)."""
+    ids: dict[str, None] = {}
+    while len(ids) < count:
+        ids[new_id()] = None
+    return list(ids)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from jobs.process import child_env
-from jobs.queue import Job, Queue, new_id, resolve_root
+from jobs.queue import Job, Queue, new_id, new_ids, resolve_root
 
 CONCURRENT_SUBMIT = """
 import sys
@@ -17,9 +17,13 @@ for i in range(5):
 
 
 def test_ids_carry_the_time_then_random_hex():
-    ids = {new_id() for _ in range(1000)}
-    assert len(ids) == 1000
-    assert all(re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", i) for i in ids)
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{8}", new_id())
+
+
+def test_one_submission_gets_distinct_ids_even_when_draws_repeat(monkeypatch):
+    draws = iter(["a", "b", "a", "c", "b", "d"])
+    monkeypatch.setattr("jobs.queue.new_id", lambda: next(draws))
+    assert new_ids(4) == ["a", "b", "c", "d"]
 
 
 def test_root_comes_from_argument_then_environment(monkeypatch, tmp_path):
