@@ -1,9 +1,9 @@
 """Shared fixtures of the browser tests: the real dashboard served by `streamlit run` over runs
 made by real tiny trainings, driven by Playwright in Debian's chromium.
 
-`trained_root` and `synth_root` are the dashboard tests' fixtures (tests/dashboard/conftest.py):
-runs `done` (2 epochs, with a cross evaluation), `done_ce` (1 epoch) and `broken` (failed) on a
-6-identity synthetic 11k-layout dataset. `server` serves the app over them (session), `page` is a
+`trained_root` and `synth_root` are the shared fixtures (tests/conftest.py): runs `done` (2 epochs,
+with a cross evaluation), `done_ce` (1 epoch) and `broken` (failed) on a 6-identity synthetic
+11k-layout dataset. `server` serves the app over a copy of them (session), `page` is a
 fresh 1280x800 tab per test, `open_page(page, "errors", "Errors", run="done")` opens a page and
 waits until the app has finished rendering it, and `shot(page, name)` saves a screenshot under
 tests/artifacts/. Teardown kills the server and every scheduler and trainer of that root.
@@ -12,6 +12,7 @@ tests/artifacts/. Teardown kills the server and every scheduler and trainer of t
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.dashboard.conftest import REPO, synth_root, trained_root  # noqa: F401  (fixtures reused)
+from tests.conftest import REPO
 from tests.jobs.conftest import kill_processes_under
 
 CHROMIUM = "/usr/bin/chromium"
@@ -61,11 +62,13 @@ def wait_until_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) 
 
 
 @pytest.fixture(scope="session")
-def server(trained_root: Path) -> Iterator[str]:  # noqa: F811  (the reused fixture)
-    """`streamlit run dashboard/app.py` over trained_root; its base URL. Teardown kills the server
-    and every scheduler and trainer of that root."""
+def server(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamlit run dashboard/app.py` over a copy of trained_root (the tests submit runs into it);
+    its base URL. Teardown kills the server and every scheduler and trainer of that root."""
+    served = tmp_path_factory.mktemp("served") / "checkpoints"
+    shutil.copytree(trained_root, served, ignore=shutil.ignore_patterns("projections", "queue.sqlite*"))
     port = free_port()
-    env = {**os.environ, "HANDID_CHECKPOINTS": str(trained_root), "HANDID_SCHEDULER_IDLE": "3",
+    env = {**os.environ, "HANDID_CHECKPOINTS": str(served), "HANDID_SCHEDULER_IDLE": "3",
            "HANDID_SCHEDULER_POLL": "0.2", "HANDID_CPU_SLOTS": "1", "CUDA_VISIBLE_DEVICES": "",
            "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "127.0.0.1",
@@ -82,7 +85,7 @@ def server(trained_root: Path) -> Iterator[str]:  # noqa: F811  (the reused fixt
         except ProcessLookupError:
             pass
         proc.wait(timeout=30)
-        kill_processes_under(trained_root)
+        kill_processes_under(served)
 
 
 @pytest.fixture(scope="session")

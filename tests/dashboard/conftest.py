@@ -1,74 +1,19 @@
-"""Shared fixtures of the dashboard tests: runs made by real tiny trainings, and pages under AppTest.
+"""Fixtures of the dashboard tests: pages under AppTest over the shared trained runs
+(`trained_root`, tests/conftest.py).
 
-`trained_root` (session, made once): a checkpoints root holding
-- `done`: demo preset (CE + triplet, PK sampler), 2 epochs, evaluated every epoch, succeeded,
-  plus a cross-aspect evaluation on palmar_r recorded in eval.json["cross"];
-- `done_ce`: CE only, random sampler, 1 epoch, succeeded;
-- `broken`: a dataset root that does not exist, failed.
-All train HandID-Tiny at 32x32 on a 6-identity synthetic 11k-layout dataset (`synth_root`),
-running side by side.
-`checkpoints` points HANDID_CHECKPOINTS at it; `empty_checkpoints` at a fresh root for
-submitting. `open_page(url_path)` runs the whole app (navigation included) on that page.
+`checkpoints` points HANDID_CHECKPOINTS at them, `own_checkpoints` at a private copy (for pages
+that write caches into run folders), `empty_checkpoints` at a fresh root for submitting.
+`open_page(url_path)` runs the whole app (navigation included) on that page.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from core.data.synth import write_dataset
-
-REPO = Path(__file__).resolve().parents[2]
-TINY = [  # the losses are named so that the tests do not follow the demo preset's choices
-    "data.image_size=32", "eval.runs=2", "loss.ce.weight=1", "loss.triplet.weight=1", "loss.center.weight=0",
-    "loss.arcface.weight=0", "loss.i2t.weight=0", "sampler.kind=pk", "train.threads=1",
-    "sampler.p=3", "sampler.k=2", "train.batch_size=6", "train.device=cpu", "train.log_every=1",
-]
-RUNS = {
-    "done": ["train.epochs=2", "eval.every=1"],
-    "done_ce": ["train.epochs=1", "loss.triplet.weight=0", "sampler.kind=random"],
-    "broken": ["data.dataset=folder", "data.root=/nonexistent/hands"],
-}
-CROSS_PROTOCOL = "palmar_r"
-
-
-def train_command(root: Path, synth: Path, cache: Path, run_id: str) -> list[str]:
-    sets = [f"data.root={synth}", f"data.cache_dir={cache}", *TINY, *RUNS[run_id]]
-    return [sys.executable, "-m", "core.train", "--config", "configs/demo.yaml", "--run-dir", str(root / run_id),
-            *(arg for s in sets for arg in ("--set", s))]
-
-
-def run_all(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
-    """Run commands side by side; their results in order."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen(c, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for c in commands]
-    return [subprocess.CompletedProcess(p.args, p.wait(timeout=600), p.stdout.read(), "") for p in procs]
-
-
-@pytest.fixture(scope="session")
-def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """6 synthetic identities in the 11k layout, 4 images per aspect, 40x32 (written in-process: fast)."""
-    return write_dataset("11k", tmp_path_factory.mktemp("data") / "synthetic-11k", identities=6, seed=0, size=(40, 32))
-
-
-@pytest.fixture(scope="session")
-def trained_root(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Path:
-    root = tmp_path_factory.mktemp("checkpoints")
-    cache = tmp_path_factory.mktemp("cache")
-    trainings = run_all([train_command(root, synth_root, cache, run_id) for run_id in RUNS])
-    assert [r.returncode for r in trainings] == [0, 0, 2], "\n".join(r.stdout[-2000:] for r in trainings)
-    cross, = run_all([[sys.executable, "-m", "core.evaluate", "--run-dir", str(root / "done"), "--dataset", "synthetic",
-                       "--root", str(synth_root), "--protocol", CROSS_PROTOCOL, "--device", "cpu", "--json"]])
-    assert cross.returncode == 0, cross.stdout[-3000:]
-    return root
 
 
 @pytest.fixture
