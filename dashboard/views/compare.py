@@ -85,7 +85,7 @@ def show_metrics(runs: list[RunDir]) -> None:
         shown = {k: values[k] for k in ("rank-1", "mAP", "mINP")}
         deltas = None if run == runs[0] else {k: _delta(values[k], baseline.get(k)) for k in shown}
         metric_cards(shown, deltas, columns=3)
-    st.dataframe(metrics_table(runs).round(4), key="cmp_metrics")
+    st.dataframe(metrics_table(runs).round(4), key="cmp_metrics", placeholder="–")
 
 
 def _delta(value: float | None, base: float | None) -> float | None:
@@ -111,7 +111,7 @@ def show_config(runs: list[RunDir]) -> None:
         st.info("The configs are identical.")
     else:
         st.caption(f"{len(diff)} keys differ.")
-        st.dataframe(diff, key="cmp_config")
+        st.dataframe(diff, key="cmp_config", placeholder="–")
 
 
 def show_curves(runs: list[RunDir]) -> None:
@@ -192,7 +192,8 @@ def leaderboard() -> None:
     table = leaderboard_table(members)
     options = [c for c in table.columns if c != "name"]
     sort_by = st.selectbox("Sort by", options, index=options.index("best rank-1"), key="cmp_sort")
-    st.dataframe(table.sort_values(sort_by, ascending=False, na_position="last"), key="cmp_leaderboard")
+    st.dataframe(table.sort_values(sort_by, ascending=False, na_position="last"), key="cmp_leaderboard",
+                 placeholder="–")
 
 
 def leaderboard_table(infos: list[jobs.RunInfo]) -> pd.DataFrame:

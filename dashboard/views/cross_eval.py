@@ -67,7 +67,7 @@ def render() -> None:
         table = matrix(runs, METRICS[label])
         st.plotly_chart(matrix_figure(table, f"{label} (%) by train set (rows) and test set (columns)"),
                         key="xe_heatmap")
-        st.dataframe(table, key="xe_table")
+        st.dataframe(table.style.format("{:.1f}"), key="xe_table", placeholder="–")  # "–": not evaluated
         queue_form(runs, table)
     except Exception as exc:
         show_error(exc)

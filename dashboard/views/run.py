@@ -129,7 +129,7 @@ def results(run: RunDir, config: dict[str, Any]) -> None:
     runs = evaluation.get("runs", "?")
     best = f"; best epoch {evaluation['best_epoch']}" if "best_epoch" in evaluation else ""
     st.caption(f"Mean ± std over {runs} query/gallery runs{best}.")
-    st.dataframe(metrics_table({str(trained_on): final}), hide_index=True)
+    st.dataframe(metrics_table({str(trained_on): final}), hide_index=True, placeholder="–")
     st.dataframe(gains_table(evaluation), hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("epoch 0", "final", "gain")})
 
@@ -168,7 +168,7 @@ def cross_results(run: RunDir) -> None:
     """Earlier evaluations of this run on other protocols (eval.json["cross"])."""
     cross = eval_data(run).get("cross", {})
     if cross:
-        st.dataframe(metrics_table(cross), hide_index=True)
+        st.dataframe(metrics_table(cross), hide_index=True, placeholder="–")
     else:
         st.caption("No evaluations on other protocols yet.")
 

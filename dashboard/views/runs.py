@@ -68,7 +68,7 @@ def load_runs() -> list[jobs.RunInfo] | None:
 
 
 def show_table(infos: list[jobs.RunInfo]) -> None:
-    st.dataframe(runs_table(infos), column_config=COLUMNS, hide_index=True)
+    st.dataframe(runs_table(infos), column_config=COLUMNS, hide_index=True, placeholder="")
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
