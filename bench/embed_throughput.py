@@ -11,11 +11,10 @@ Run: `python -m bench.embed_throughput [--quick] [--backbone B --image-size S --
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
-from bench.timing import device_name, emit, median_rate, release, size_arg, timed
+from bench.timing import add_output_arguments, device_name, emit, median_rate, release, size_arg, timed
 from core.config import Config
 from core.model.backbone import create_clip
 from core.model.handid import HandIDModel
@@ -71,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--quick", action="store_true", help="with no --backbone: fewer images")
-    parser.add_argument("--json", action="store_true", help="print one JSON line")
-    parser.add_argument("--out", type=Path, help="also write the JSON object to this file")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     if args.backbone:
         result = measure(args.backbone, args.image_size, args.images, args.batch_size, args.repeats, args.device)

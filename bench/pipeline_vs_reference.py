@@ -25,7 +25,7 @@ import torch
 
 from bench.photos import PROTOCOL, ensure_photos, scale
 from bench.reference_pipeline import BATCH_SIZE, ReferenceLoop, encoder_with_head, make_loader
-from bench.timing import device_name, emit, error_text, median_rate, release, size_arg, timed
+from bench.timing import add_output_arguments, device_name, emit, error_text, median_rate, release, size_arg, timed
 from core.config import Config, load_config
 from core.data.cache import load_images
 from core.runs import RunDir
@@ -135,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one timed epoch instead of two")
     parser.add_argument("--backbone", help="one backbone instead of this machine's defaults")
     parser.add_argument("--image-size", type=size_arg, default=(224, 224), help="with --backbone: 224 or HxW")
-    parser.add_argument("--json", action="store_true", help="print one JSON line")
-    parser.add_argument("--out", type=Path, help="also write the JSON object to this file")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     result = run(args.quick, [(args.backbone, args.image_size)] if args.backbone else None)
     emit(result, args.out, args.json)

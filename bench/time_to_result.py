@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from bench.photos import PROTOCOL, ensure_photos, scale
-from bench.timing import device_name, emit
+from bench.timing import add_output_arguments, device_name, emit
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE2 = "configs/stage2_ce_triplet_center.yaml"
@@ -119,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10 epochs, one run")
     parser.add_argument("--epochs", type=int, help="instead of the recipe's 60 (the output says so)")
     parser.add_argument("--repeats", type=int, help="runs to take the median of")
-    parser.add_argument("--json", action="store_true", help="print one JSON line")
-    parser.add_argument("--out", type=Path, help="also write the JSON object to this file")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     result = run(args.quick, args.epochs, args.repeats)
     emit(result, args.out, args.json)

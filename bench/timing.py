@@ -59,6 +59,12 @@ def size_arg(text: str) -> tuple[int, int]:
     return (parts[0], parts[-1])
 
 
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """--json and --out, read by `emit`."""
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument("--out", type=Path, help="also write the JSON object to this file")
+
+
 def emit(result: dict, out: Path | None, one_line: bool) -> None:
     """Print a benchmark's JSON object (one line or indented) and also write it to `out` if given."""
     if out:
@@ -71,8 +77,7 @@ def component_main(run: Callable[[bool], dict], description: str, quick_help: st
     """`python -m bench.<name> [--quick] [--json] [--out FILE]` for a benchmark's `run(quick)`."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--json", action="store_true", help="print one JSON line")
-    parser.add_argument("--out", type=Path, help="also write the JSON object to this file")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     emit(run(args.quick), args.out, args.json)
     return 0

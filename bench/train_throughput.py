@@ -29,7 +29,7 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.reference_pipeline import EncoderWithHead, encoder_with_head
-from bench.timing import device_name, emit, error_text, median_rate, release, size_arg, timed
+from bench.timing import add_output_arguments, device_name, emit, error_text, median_rate, release, size_arg, timed
 from core.config import load_config
 from core.runs import RunDir
 from core.training.evaluation import autocast
@@ -194,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="fp32 instead of bf16 autocast on CUDA")
     parser.add_argument("--config", default=STAGE2, help="preset of the full step (losses, sampler, optimizer)")
     parser.add_argument("--quick", action="store_true", help="with no --backbone: fewer steps and settings")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--out", type=Path, help="also write the JSON object to this file")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     if args.backbone:
         result = measure(args.backbone, args.image_size, args.batch_size, args.steps, args.repeats, args.compile,
