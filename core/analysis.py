@@ -7,97 +7,11 @@ features (L2-normalised), labels, image paths, identities and aspects. Rankings 
 
 from __future__ import annotations
 
-import zipfile
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from core.errors import DataError
 from core.metrics import ranked_gallery
-
-SPLITS = ("query", "gallery")
-FIELDS = ("features", "labels", "paths", "identities", "aspects")
-
-
-def no_embeddings(path: str | Path) -> DataError:
-    """The error for a run without embeddings.npz: it is written by the final evaluation."""
-    return DataError(f"{path}: no embeddings file yet (the run writes it after its final evaluation)")
-
-
-@dataclass(frozen=True)
-class Embeddings:
-    """Query and gallery features of one evaluation, with each image's label, path, identity and aspect."""
-
-    query_features: np.ndarray
-    query_labels: np.ndarray
-    query_paths: np.ndarray
-    query_identities: np.ndarray
-    query_aspects: np.ndarray
-    gallery_features: np.ndarray
-    gallery_labels: np.ndarray
-    gallery_paths: np.ndarray
-    gallery_identities: np.ndarray
-    gallery_aspects: np.ndarray
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Embeddings":
-        """Read an embeddings.npz (no pickles); a missing, unreadable or incomplete file raises DataError."""
-        path = Path(path)
-        names = [f"{split}_{field}" for split in SPLITS for field in FIELDS]
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                missing = [n for n in names if n not in data.files]
-                if missing:
-                    raise DataError(f"{path}: embeddings file lacks {', '.join(missing)}")
-                arrays = {n: data[n] for n in names}
-        except FileNotFoundError:
-            raise no_embeddings(path) from None
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{path}: unreadable embeddings file ({exc})") from None
-        emb = cls(**arrays)
-        emb.check(path)
-        return emb
-
-    def check(self, path: str | Path) -> None:
-        """DataError naming `path` unless features are 2-D, per-image arrays match them in length, and the
-        gallery is not empty."""
-        for split in SPLITS:
-            features = getattr(self, f"{split}_features")
-            if features.ndim != 2:
-                raise DataError(f"{path}: {split}_features must be 2-D, got shape {features.shape}")
-            for field in FIELDS[1:]:
-                if len(getattr(self, f"{split}_{field}")) != len(features):
-                    raise DataError(f"{path}: {split}_{field} has {len(getattr(self, f'{split}_{field}'))} entries "
-                                    f"for {len(features)} {split} features")
-        if len(self.gallery_features) == 0:
-            raise DataError(f"{path}: the gallery is empty")
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The embeddings.npz arrays by name (what `RunDir.write_embeddings` takes)."""
-        return {f"{split}_{field}": np.asarray(getattr(self, f"{split}_{field}"))
-                for split in SPLITS for field in FIELDS}
-
-    @property
-    def features(self) -> np.ndarray:
-        """Query then gallery features, one row per point of `points()`."""
-        return np.concatenate([self.query_features, self.gallery_features]).astype(np.float32, copy=False)
-
-    def points(self) -> pd.DataFrame:
-        """One row per image, query rows first: split, index (within its split), label, identity, aspect, path."""
-        parts = []
-        for split in SPLITS:
-            labels = getattr(self, f"{split}_labels")
-            parts.append(pd.DataFrame({
-                "split": split,
-                "index": np.arange(len(labels)),
-                "label": labels,
-                "identity": getattr(self, f"{split}_identities").astype(str),
-                "aspect": getattr(self, f"{split}_aspects").astype(str),
-                "path": getattr(self, f"{split}_paths").astype(str),
-            }))
-        return pd.concat(parts, ignore_index=True)
+from core.runs.records import Embeddings
 
 
 def query_outcomes(emb: Embeddings, k: int = 5) -> pd.DataFrame:

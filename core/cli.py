@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -18,4 +19,8 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
     except FileNotFoundError as exc:
         print(f"error: file not found: {exc.filename}", file=sys.stderr)
         code = 2
+    except BrokenPipeError:
+        # The reader went away (`... | head -1`): not an error; keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
     sys.exit(code)

@@ -19,3 +19,7 @@ class ConfigError(HandIDError):
 
 class ModelError(HandIDError):
     """An unknown backbone, or weights that are not available."""
+
+
+class TrainingError(HandIDError):
+    """A run that cannot go on: a loss that became NaN or infinite."""

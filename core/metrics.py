@@ -24,6 +24,20 @@ _CHUNK_ELEMENTS = 1 << 22
 """Similarity-matrix entries handled per chunk of queries (~4M: about 100 MB with sort indices)."""
 
 FAR_TARGETS = {"tar@far=1e-2": 1e-2, "tar@far=1e-3": 1e-3}
+RANKS = (1, 5, 10, 20)
+
+# The vocabulary every page, table and CLI shows metrics with (key -> label).
+RETRIEVAL = {"rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10", "rank20": "rank-20", "mAP": "mAP",
+             "mAP_trapezoid": "mAP (papers' convention)", "mINP": "mINP"}
+STATISTICS = {"intra": "intra-identity distance", "inter": "inter-identity distance", "ratio": "intra / inter",
+              "silhouette": "silhouette"}
+VALIDATION = {"rank1": "val rank-1", "mAP": "val mAP", "mAP_trapezoid": "val mAP (papers' convention)",
+              "id_accuracy": "val identity accuracy"}
+CONVENTIONS = (
+    "mAP is the standard non-interpolated AP (torchreid, fast-reid, pytorch-metric-learning). The published "
+    "hand-ID tables use the trapezoid rule (each positive: the mean of the precision just before its rank and at "
+    "it); with one gallery image per identity that is (rank-1 + mAP) / 2, and mAP equals mINP."
+)
 
 
 def _features(x: ArrayLike, name: str, device: torch.device | None = None) -> torch.Tensor:
@@ -105,7 +119,9 @@ def retrieval_metrics(
 
     Per query the gallery is ranked by cosine similarity descending; ties keep ascending
     gallery-index order (stable sort). AP is Market-1501 style: the mean over the query's
-    positives of the precision at each positive's rank. CMC rank-k is 1 when the first
+    positives of the precision at each positive's rank. `mAP_trapezoid` is the AP of the
+    published hand-ID code: per positive, the mean of the precision just before its rank (1 at
+    rank 1) and the precision at its rank. CMC rank-k is 1 when the first
     positive is within the top k. INP (Ye et al., AGW) is num_positives / rank of the last
     positive. Queries whose label has no gallery match are left out of every mean and
     counted in `skipped_queries`; with no usable query every metric is 0.
@@ -116,7 +132,7 @@ def retrieval_metrics(
     q, g = _pair(query_features, gallery_features)
     ql, gl = _labels(query_labels, gallery_labels, q.shape[0], g.shape[0], q.device)
 
-    ap_sum = inp_sum = 0.0
+    ap_sum = trapezoid_sum = inp_sum = 0.0
     cmc_hits = [0] * len(ranks)
     used = 0
     for start, _, order in _ranked_chunks(q, g):
@@ -129,13 +145,16 @@ def retrieval_metrics(
         first_hit = torch.cumsum(counts, 0) - counts
         hit_number = torch.arange(rows.shape[0], device=q.device) - first_hit[rows] + 1
         precision = hit_number.double() / (cols + 1).double()
-        ap = torch.zeros(counts.shape[0], dtype=torch.float64, device=q.device).index_add_(0, rows, precision)
-        ap = ap[valid] / counts[valid].double()
+        before = torch.where(cols == 0, 1.0, (hit_number - 1).double() / cols.clamp(min=1).double())
+        sums = torch.zeros((2, counts.shape[0]), dtype=torch.float64, device=q.device)
+        sums.index_add_(1, rows, torch.stack([precision, (before + precision) / 2]))
+        ap, trapezoid = sums[:, valid] / counts[valid].double()
         first_rank = cols[first_hit[valid]] + 1
         last_rank = cols[(first_hit + counts - 1)[valid]] + 1
         inp = counts[valid].double() / last_rank.double()
 
         ap_sum += float(ap.sum())
+        trapezoid_sum += float(trapezoid.sum())
         inp_sum += float(inp.sum())
         for i, r in enumerate(ranks):
             cmc_hits[i] += int((first_rank <= r).sum())
@@ -144,6 +163,7 @@ def retrieval_metrics(
     denom = max(used, 1)
     out = {f"rank{r}": cmc_hits[i] / denom for i, r in enumerate(ranks)}
     out["mAP"] = ap_sum / denom
+    out["mAP_trapezoid"] = trapezoid_sum / denom
     out["mINP"] = inp_sum / denom
     out["skipped_queries"] = q.shape[0] - used
     return out

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from core.analysis import Embeddings, no_embeddings
+from core.runs import Embeddings, no_embeddings
 from core.errors import ConfigError
 from core.runs import RunDir
 

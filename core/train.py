@@ -1,10 +1,12 @@
 """`python -m core.train --config PATH [--set KEY=VALUE ...] --run-dir DIR [--resume]`.
 
 Trains one run into its run folder (layout: core.runs). Exit codes: 0 succeeded or cancelled
-(SIGTERM: the current step finishes, the last checkpoint is saved, status `cancelled`);
-2 a user error (bad config, data or model: `error: <one line>`); 1 an unexpected failure
-(traceback in train.log). `--resume` continues after the last checkpoint's epoch, appending
-to metrics.jsonl; without `--config` it reuses the run's config.yaml.
+(SIGTERM: the current step finishes and the run ends `cancelled`; it resumes from its last
+checkpoint, saved every `train.checkpoint_every` epochs); 2 a user error (bad config, data or
+model: `error: <one line>`); 1 an unexpected failure (traceback in train.log). `--resume`
+continues exactly after the last checkpoint's epoch; without `--config` it reuses the run's
+config.yaml. The heartbeat starts with the process, before the model stack is imported (tens
+of seconds on a loaded machine), so a slow start is never taken for a hang.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ import argparse
 import traceback
 
 from core.cli import run_cli
-from core.config import Config, flatten, from_flat, load_config, parse_override, to_dict
 from core.errors import ConfigError, HandIDError
 from core.runs import RunDir, now
-from core.training.targets import eval_target
+from core.training.lifecycle import heartbeat
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,40 +29,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_config(config: str | None, overrides: list[str], run: RunDir) -> Config:
+def resolve_config(config: str | None, overrides: list[str], run: RunDir):
     """The preset plus overrides, or (resuming without a preset) the run's own config; checked
-    fully here so that a bad value fails before any work."""
+    fully here (keys, ranges, backbone and weights) so that a bad value fails before any work."""
+    from core.config import flatten, from_flat, load_config, parse_override, to_dict
+    from core.validation import check_config
+
     if config is not None:
         cfg = load_config(config, overrides)
     else:
         saved = run.read_config()
-        if not saved:
+        if saved is None:
             raise ConfigError(f"--resume without --config needs {run.config_path}, which does not exist")
-        cfg = from_flat({**flatten(saved), **dict(parse_override(o) for o in overrides)})
-    eval_target(cfg)
+        cfg = from_flat({**flatten(to_dict(saved)), **dict(parse_override(o) for o in overrides)})
+    check_config(cfg)
     return cfg
 
 
-def train(cfg: Config, run_dir: str, resume: bool = False) -> int:
+def train(cfg, run_dir: str, resume: bool = False) -> int:
     """Train `cfg` into `run_dir`; returns the exit code (HandIDError is re-raised after recording it)."""
     # torch and the model stack load only here, so a bad config fails fast and before any work.
-    from core.training.lifecycle import Cancelled, cancel_on_signals, heartbeat, mark_ended, mark_running, run_logging
+    from core.config import to_dict
+    from core.training.lifecycle import Cancelled, cancel_on_signals, mark_ended, mark_running, run_logging
     from core.training.trainer import Trainer
 
     run = RunDir.at(run_dir).create()
+    previous = run.read_status() if resume else None
     if not resume:
         run.reset_outputs()
     run.write_config(to_dict(cfg))
     with run_logging(run) as log, cancel_on_signals() as cancel, heartbeat(run):
-        mark_running(run, cfg.train.epochs, run.read_status().get("epoch", 0) if resume else 0)
+        mark_running(run, cfg.train.epochs, previous.epoch if previous else 0)
         trainer = Trainer(cfg, run, cancel)
         try:
             trainer.setup(resume)
             trainer.fit()
         except Cancelled:
-            trainer.save_last()
             mark_ended(run, "cancelled")
-            log.warning("cancelled after epoch %d; last checkpoint saved", trainer.epoch_done)
+            log.warning("cancelled during epoch %d; it resumes after epoch %s, its last checkpoint",
+                        trainer.epoch_done + 1, trainer.saved_epoch or 0)
             return 0
         except HandIDError as exc:
             log.error("%s", exc)
@@ -81,13 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     run = RunDir.at(args.run_dir)
     if args.config is None and not args.resume:
         raise ConfigError("--config is required (it may be left out only with --resume)")
-    try:
-        cfg = resolve_config(args.config, args.set, run)
-    except ConfigError as exc:
-        if run.path.is_dir():
+    run.create()
+    with heartbeat(run):
+        try:
+            cfg = resolve_config(args.config, args.set, run)
+        except HandIDError as exc:
             run.update_status(state="failed", error=str(exc), ended=now(), updated=now())
-        raise
-    return train(cfg, args.run_dir, args.resume)
+            raise
+        return train(cfg, args.run_dir, args.resume)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from core.errors import ConfigError
 from core.runs import FINAL_STATES, RunDir
 from jobs import api, scheduler, sweeps
 
-COLUMNS = ("id", "name", "state", "progress", "rank1", "mAP", "created", "started", "ended", "sweep")
+# Results are the final epoch's test figures and those of the epoch selected on validation.
+COLUMNS = ("id", "name", "state", "progress", "rank1", "mAP", "sel mAP", "sel epoch", "created", "ended", "sweep")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p = add("chain", "queue stages that run one after another; prints their ids")
     p.add_argument("--preset", required=True, help="chain preset YAML (configs/chains/NAME.yaml)")
 
-    p = add("list", "every run with state, progress and best results")
+    p = add("list", "every run with state, progress and results (final, and selected on validation)")
     p.add_argument("--json", action="store_true")
 
     p = add("show", "one run in detail")
@@ -54,8 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
 
-    for name, text in (("cancel", "stop a queued or running run"), ("resume", "re-queue a failed or cancelled run")):
-        add(name, text).add_argument("run_id")
+    p = add("cancel", "stop queued or running runs: by id, or a whole sweep at once")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    p.add_argument("--sweep", help="every run of this sweep id")
+    add("resume", "re-queue a failed, cancelled or stopped run").add_argument("run_id")
 
     add("scheduler", "(internal) run the scheduler loop in the foreground")
     return parser
@@ -78,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "logs":
         _logs(args.run_id, root, args.follow)
     elif args.command == "cancel":
-        api.cancel(args.run_id, root)
-        stopping = api.get_run(args.run_id, root).state == "running"
-        print(f"{args.run_id}: {'stopping (it saves its checkpoint, then ends cancelled)' if stopping else 'cancelled'}")
+        _cancel(args)
     elif args.command == "resume":
         api.resume(args.run_id, root)
         print(f"{args.run_id}: queued again; it continues from its last checkpoint")
@@ -99,6 +100,21 @@ def _sweep(args: argparse.Namespace) -> list[str]:
     return api.sweep(args.config, sweeps.parse_grid(args.grid), args.set, name=args.name, root=args.root)
 
 
+def _cancel(args: argparse.Namespace) -> None:
+    """One run (an error when it already ended), or many at once (those already ended skipped)."""
+    ids = list(args.run_ids)
+    if args.sweep:
+        ids += api.runs_of(api.list_runs(args.root, start_scheduler=False), sweep_id=args.sweep)
+    if not ids:
+        raise ConfigError("cancel needs run ids or --sweep ID")
+    if len(ids) == 1 and not args.sweep:
+        left = {ids[0]: api.cancel(ids[0], args.root)}
+    else:
+        left = api.cancel_many(ids, args.root)
+    for run_id, state in left.items():
+        print(f"{run_id}: {'stopping (it ends cancelled; resume continues after its last checkpoint)' if state == 'running' else 'cancelled'}")
+
+
 def _time(t: float | None) -> str:
     return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
 
@@ -109,8 +125,10 @@ def _num(x: float | None) -> str:
 
 def _row(info: api.RunInfo) -> list[str]:
     progress = f"{info.epoch:g}/{info.epochs}" if info.kind == "train" else "-"
-    return [info.run_id, info.name, info.state, progress, _num(info.best_rank1), _num(info.best_mAP),
-            _time(info.created), _time(info.started), _time(info.ended), info.sweep_id or "-"]
+    epoch = "-" if info.selected_epoch is None else str(info.selected_epoch)
+    return [info.run_id, info.name, info.state, progress, _num(info.final.get("rank1")), _num(info.final.get("mAP")),
+            _num(info.selected.get("mAP")), epoch, _time(info.created), _time(info.ended),
+            info.sweep_id or info.study_id or "-"]
 
 
 def _list(infos: list[api.RunInfo], as_json: bool) -> None:

@@ -1,8 +1,10 @@
 """The Python API of background runs, used by `python -m jobs` and by the dashboard.
 
-Submitting validates the config first (the trainer's own ConfigError, nothing queued), then
-writes the run folder (config.yaml, status `queued`), then the queue row in one transaction,
-so a failure at any point leaves no half run. A scheduler is started on demand.
+Submitting validates every config first (keys, ranges, backbone, weights, roots: nothing is
+queued when one is wrong), then writes the run folders (config.yaml, status `queued`: the
+record of the run), then the queue rows in one transaction, so a failure at any point leaves no
+half run. Reading settles every run's state from its folder (jobs.state) and restarts a dead
+scheduler while runs wait. Run ids are checked before they name a folder.
 """
 
 from __future__ import annotations
@@ -10,47 +12,55 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import flatten, load_config, parse_override, to_dict
-from core.runs import FINAL_STATES, RunDir, list_runs as list_run_dirs, now
+from core.config import Config, flatten, load_config, parse_override, to_dict
+from core.losses import registry as losses
+from core.runs import ACTIVE_STATES, FINAL_STATES, RecordError, RunDir, Status, list_run_dirs, now
 from jobs import process, state, sweeps
-from jobs.queue import Job, JobError, Queue, new_id, new_ids
+from jobs.queue import Job, JobError, Queue, check_run_id, new_id, new_ids
 from jobs.scheduler import ensure_scheduler
 
 Overrides = list[str] | dict[str, Any] | None
-LOSSES = ("ce", "i2t", "triplet", "center", "arcface")
 EVAL_DIR = "evaluations"
+RESUMABLE = ("failed", "cancelled", "stopped")
 
 
 @dataclass
 class RunInfo:
-    """What a user sees of one run: state, progress, best results, times, lineage."""
+    """What a user sees of one run: state, progress, results (final, and selected on validation),
+    times, lineage, and the problem when its folder cannot be read."""
 
     run_id: str
-    name: str
-    state: str
-    epoch: float
-    epochs: int
-    progress: float  # 0..1
-    best_rank1: float | None
-    best_mAP: float | None
-    created: float | None
-    started: float | None
-    ended: float | None
-    sweep_id: str | None
-    after: str | None
-    error: str | None
     path: str
-    kind: str  # train | evaluate
-    backbone: str
-    losses: str  # e.g. "ce+triplet"
-    eta_seconds: float | None
+    kind: str = "train"  # train | evaluate
+    name: str = ""
+    state: str = "unknown"  # a Status state, or `damaged` when its folder cannot be read
+    error: str | None = None
+    epoch: float = 0.0
+    epochs: int = 0
+    progress: float = 0.0  # 0..1
+    eta_seconds: float | None = None
+    created: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    sweep_id: str | None = None
+    study_id: str | None = None
+    arm: str | None = None
+    seed: int | None = None
+    after: str | None = None
+    target: str | None = None  # an evaluation job: the run it evaluates
+    backbone: str = ""
+    losses: str = ""  # e.g. "ce+triplet"
+    final: dict[str, float | None] = field(default_factory=dict)  # test figures of the last epoch
+    selected: dict[str, float | None] = field(default_factory=dict)  # test figures of the val-selected epoch
+    selected_epoch: int | None = None
     attempt: int = 0
     slot: str | None = None
     pid: int | None = None
+    backend: str = "local"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +74,7 @@ class _Spec:
     overrides: dict[str, Any]
     name: str = ""
     after: str | None = None
-    sweep_id: str | None = None
+    labels: dict[str, Any] = field(default_factory=dict)  # status fields: sweep_id, study_id, arm, seed
 
 
 # submitting
@@ -73,125 +83,70 @@ def submit(config: str | None, overrides: Overrides = None, name: str = "", afte
            root: str | Path | None = None, start_scheduler: bool = True) -> str:
     """Queue one training run; returns its id. `after` chains it to an earlier run's success."""
     queue = Queue(root)
-    if after is not None and queue.get(after) is None:
+    if after is not None and queue.get(check_run_id(after)) is None:
         raise JobError(f"--after {after}: no such run in {queue.path}")
-    return _enqueue(queue, [_Spec(config, _as_dict(overrides), name, after)], start_scheduler)[0]
+    return enqueue(queue, [_Spec(config, as_dict(overrides), name, after)], start_scheduler)[0]
 
 
 def sweep(config: str | None, grid: dict[str, list[Any]], overrides: Overrides = None, name: str = "",
           root: str | Path | None = None, start_scheduler: bool = True) -> list[str]:
     """Queue one run per combination of the grid, sharing a sweep id; every config checked first."""
-    base = _as_dict(overrides)
+    base = as_dict(overrides)
     sweep_id = f"sweep-{new_id()}"
     title = name or (Path(config).stem if config else "sweep")
-    specs = [_Spec(config, {**base, **combo}, f"{title} {sweeps.label(combo)}", sweep_id=sweep_id)
+    specs = [_Spec(config, {**base, **combo}, f"{title} {sweeps.label(combo)}", labels={"sweep_id": sweep_id})
              for combo in sweeps.expand(grid)]
-    return _enqueue(Queue(root), specs, start_scheduler)
+    return enqueue(Queue(root), specs, start_scheduler)
 
 
-def sweep_preset(path: str | Path, root: str | Path | None = None, start_scheduler: bool = True) -> list[str]:
+def sweep_preset(path: str | Path, root: str | Path | None = None, start_scheduler: bool = True,
+                 overrides: Overrides = None) -> list[str]:
     preset = sweeps.load_sweep_preset(path)
-    return sweep(preset.config, preset.grid, preset.overrides, preset.name, root, start_scheduler)
+    return sweep(preset.config, preset.grid, {**preset.overrides, **as_dict(overrides)}, preset.name, root,
+                 start_scheduler)
 
 
 def submit_chain(stages: list[tuple[str | None, Overrides]], name: str = "", root: str | Path | None = None,
                  start_scheduler: bool = True) -> list[str]:
-    """Queue runs that start one after another, each from the previous one's best checkpoint."""
+    """Queue runs that start one after another, each from the previous one's selected checkpoint."""
     if not stages:
         raise JobError("a chain needs at least one stage")
-    specs = [_Spec(config, _as_dict(overrides), f"{name} stage {i + 1}" if name else "")
+    specs = [_Spec(config, as_dict(overrides), f"{name} stage {i + 1}" if name else "")
              for i, (config, overrides) in enumerate(stages)]
-    return _enqueue(Queue(root), specs, start_scheduler, chained=True)
+    return enqueue(Queue(root), specs, start_scheduler, chained=True)
 
 
-def chain_preset(path: str | Path, root: str | Path | None = None, start_scheduler: bool = True) -> list[str]:
+def chain_preset(path: str | Path, root: str | Path | None = None, start_scheduler: bool = True,
+                 overrides: Overrides = None) -> list[str]:
     preset = sweeps.load_chain_preset(path)
-    return submit_chain(preset.stages, preset.name, root, start_scheduler)
+    extra = as_dict(overrides)
+    return submit_chain([(config, {**stage, **extra}) for config, stage in preset.stages], preset.name, root,
+                        start_scheduler)
 
 
 def evaluate(run_id: str, dataset: str, root_dir: str, protocol: str, checkpoint: str = "best",
              root: str | Path | None = None, start_scheduler: bool = True) -> str:
     """Queue `python -m core.evaluate` of a run's checkpoint on a dataset/protocol; returns the job id."""
     queue = Queue(root)
-    target = RunDir.at(queue.root / run_id)
+    target = RunDir.at(queue.root / check_run_id(run_id))
+    if checkpoint not in ("best", "last"):
+        raise JobError(f"checkpoint {checkpoint!r} is not valid; choose best or last")
     if not target.checkpoint(checkpoint).exists():
         raise JobError(f"run {run_id} has no {checkpoint} checkpoint in {target.path}")
+    if not str(root_dir).strip() or not Path(root_dir).expanduser().exists():
+        raise JobError(f"dataset root not found: {root_dir or '(empty)'}")
     job_id = new_id()
     job = Job(id=job_id, path=str(queue.root / EVAL_DIR / job_id), cwd=os.getcwd(), kind="evaluate", created=now(),
-              name=f"evaluate {run_id} on {dataset} {protocol}",
               argv=["-m", "core.evaluate", "--run-dir", str(target.path), "--checkpoint", checkpoint,
                     "--dataset", dataset, "--root", str(root_dir), "--protocol", protocol, "--json"],
               overrides={"dataset": dataset, "root": str(root_dir), "protocol": protocol, "checkpoint": checkpoint})
-    _write_folders(queue, [(job, None, {"target": run_id, **job.overrides})], start_scheduler)
+    status = Status(kind="evaluate", name=f"evaluate {run_id} on {dataset}/{protocol}", created=job.created,
+                    target=run_id)
+    _write_folders(queue, [(job, None, status)], start_scheduler)
     return job_id
 
 
-# reading
-
-def list_runs(root: str | Path | None = None) -> list[RunInfo]:
-    """Every run of the root, newest first, after settling their states (queued ones and folders
-    started by hand included)."""
-    queue = Queue(root)
-    state.refresh(queue)
-    jobs = queue.all()
-    known = {Path(j.path) for j in jobs}
-    infos = [_info(j) for j in jobs]
-    infos += [_folder_info(r) for r in list_run_dirs(queue.root) if r.path not in known]
-    return sorted(infos, key=lambda i: (i.created or 0, i.run_id), reverse=True)
-
-
-def get_run(run_id: str, root: str | Path | None = None) -> RunInfo:
-    queue = Queue(root)
-    job = _settled(queue, run_id)
-    if job is not None:
-        return _info(job)
-    run = RunDir.at(queue.root / run_id)
-    if run.status_path.exists() or run.config_path.exists():
-        return _folder_info(run)
-    raise JobError(f"no run {run_id} in {queue.root}")
-
-
-# controlling
-
-def cancel(run_id: str, root: str | Path | None = None) -> None:
-    """Cancel a queued run at once; ask a running one to stop (SIGTERM, SIGKILL after a grace period)."""
-    queue = Queue(root)
-    job = _job(queue, run_id)
-    before = queue.request_cancel(run_id, now())
-    if before is None or before.state in FINAL_STATES:
-        raise JobError(f"run {run_id} already {job.state}; nothing to cancel")
-    if before.state == "queued":
-        RunDir.at(job.path).update_status(state="cancelled", ended=now(), error="cancelled before it started")
-        return
-    if before.cancel_requested is None and process.is_running(before.pid, before.argv):
-        process.signal_group(before.pid, signal.SIGTERM)
-    ensure_scheduler(queue.root)  # it kills the run if it ignores SIGTERM for the grace period
-
-
-def resume(run_id: str, root: str | Path | None = None) -> None:
-    """Queue a failed or cancelled run again; it continues from its last checkpoint."""
-    queue = Queue(root)
-    job = _job(queue, run_id)
-    if job.state not in ("failed", "cancelled"):
-        raise JobError(f"run {run_id} is {job.state}; only a failed or cancelled run can be resumed")
-    run = RunDir.at(job.path)
-    previous = run.read_status()
-    run.update_status(state="queued", error=None, ended=None)
-    try:
-        requeued = queue.update(run_id, only_if=("failed", "cancelled"), state="queued", error=None, ended=None,
-                                exit_code=None, cancel_requested=None)
-    except JobError:
-        run.update_status(**previous)
-        raise
-    if not requeued:
-        run.update_status(**previous)
-        raise JobError(f"run {run_id} changed state while resuming; try again")
-    ensure_scheduler(queue.root)
-
-
-# internals
-
-def _as_dict(overrides: Overrides) -> dict[str, Any]:
+def as_dict(overrides: Overrides) -> dict[str, Any]:
     if overrides is None:
         return {}
     if isinstance(overrides, dict):
@@ -199,44 +154,70 @@ def _as_dict(overrides: Overrides) -> dict[str, Any]:
     return dict(parse_override(o) for o in overrides)
 
 
-def _enqueue(queue: Queue, specs: list[_Spec], start_scheduler: bool, chained: bool = False) -> list[str]:
+def check_specs(specs: list[tuple[str | None, dict[str, Any]]]) -> list[Config]:
+    """Every (preset, overrides) loaded and checked up front (core.validation); the configs."""
+    from core.validation import check_config
+
+    configs = []
+    for config, overrides in specs:
+        cfg = load_config(config, overrides)
+        check_config(cfg)
+        configs.append(cfg)
+    return configs
+
+
+def enqueue(queue: Queue, specs: list[_Spec], start_scheduler: bool, chained: bool = False) -> list[str]:
     """Validate every spec, then write all folders, then all rows in one transaction."""
     ids = new_ids(len(specs))
     if chained:
         for i in range(1, len(specs)):
             specs[i].after = ids[i - 1]
-    prepared = []
-    for run_id, spec in zip(ids, specs):
-        overrides = dict(spec.overrides)
+    for spec in specs:
         if spec.after:
-            overrides["model.init_from"] = str(queue.root / spec.after)
-        config = load_config(spec.config, overrides)
+            spec.overrides["model.init_from"] = str(queue.root / spec.after)
+    configs = _check_chain(queue, specs) if chained or any(s.after for s in specs) else check_specs(
+        [(s.config, s.overrides) for s in specs])
+    prepared = []
+    for run_id, spec, config in zip(ids, specs, configs):
         run = RunDir.at(queue.root / run_id)
         name = spec.name or config.name or (Path(spec.config).stem if spec.config else "run")
-        job = Job(id=run_id, path=str(run.path), cwd=os.getcwd(), created=now(), name=name,
-                  config=str(Path(spec.config).absolute()) if spec.config else "", overrides=overrides,
-                  sweep_id=spec.sweep_id, after=spec.after,
-                  argv=["-m", "core.train", "--config", str(run.config_path), "--run-dir", str(run.path)])
-        prepared.append((job, to_dict(config), {"epochs": config.train.epochs}))
+        job = Job(id=run_id, path=str(run.path), cwd=os.getcwd(), created=now(),
+                  config=str(Path(spec.config).absolute()) if spec.config else "", overrides=spec.overrides,
+                  after=spec.after, argv=["-m", "core.train", "--config", str(run.config_path), "--run-dir", str(run.path)])
+        status = Status(name=name, created=job.created, epochs=config.train.epochs, after=spec.after, **spec.labels)
+        prepared.append((job, to_dict(config), status))
     _write_folders(queue, prepared, start_scheduler)
     return ids
 
 
-def _write_folders(queue: Queue, entries: list[tuple[Job, dict[str, Any] | None, dict[str, Any]]],
+def _check_chain(queue: Queue, specs: list[_Spec]) -> list[Config]:
+    """A chained stage starts from a checkpoint that does not exist yet: check it without init_from."""
+    from core.validation import check_config
+
+    configs = []
+    for spec in specs:
+        cfg = load_config(spec.config, spec.overrides)
+        start, cfg.model.init_from = cfg.model.init_from, ""
+        check_config(cfg)
+        cfg.model.init_from = start
+        configs.append(cfg)
+    return configs
+
+
+def _write_folders(queue: Queue, entries: list[tuple[Job, dict[str, Any] | None, Status]],
                    start_scheduler: bool) -> None:
     """Folders (config.yaml, status queued) first, then the rows; on any failure remove the folders.
 
-    Each entry is (row, resolved config or None, extra status fields)."""
+    Each entry is (row, resolved config or None, its queued status)."""
     created: list[Path] = []
     try:
-        for job, config, extra in entries:
+        for job, config, status in entries:
             run = RunDir.at(job.path)
             run.path.mkdir(parents=True)
             created.append(run.path)
             if config is not None:
                 run.write_config(config)
-            run.update_status(state="queued", kind=job.kind, name=job.name, created=job.created, epoch=0,
-                              sweep_id=job.sweep_id, after=job.after, **extra)
+            run.update_status(**asdict(status))
         queue.insert([job for job, _, _ in entries])
     except OSError as exc:
         _remove(created)
@@ -253,69 +234,149 @@ def _remove(paths: list[Path]) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _settled(queue: Queue, run_id: str) -> Job | None:
-    """The row of run_id after settling its state, None if the queue does not know it."""
+# reading
+
+def list_runs(root: str | Path | None = None, start_scheduler: bool = True) -> list[RunInfo]:
+    """Every run and evaluation job of the root, newest first, after settling their states (runs
+    started by hand included; a damaged folder is listed with its problem). A scheduler is started
+    when runs wait and none is alive."""
+    queue = Queue(root)
+    settled = state.settle_all(queue)
+    known = {Path(job.path) for job, _ in settled}
+    infos = [_info(RunDir.at(job.path), status, job) for job, status in settled]
+    for run in list_run_dirs(queue.root):
+        if run.path not in known:
+            infos.append(_info(run, state.settle(run), None))
+    if start_scheduler and any(i.state == "queued" and i.backend == "local" for i in infos):
+        ensure_scheduler(queue.root)
+    return sorted(infos, key=lambda i: (i.created or 0, i.run_id), reverse=True)
+
+
+def get_run(run_id: str, root: str | Path | None = None) -> RunInfo:
+    queue = Queue(root)
+    check_run_id(run_id)
     job = queue.get(run_id)
-    if job is not None and job.state == "running":
-        state.settle_running(queue, job)
-    elif job is not None and job.state == "queued" and job.after:
-        state.settle_chained(queue, job)
-    else:
-        return job
-    return queue.get(run_id)
+    run = RunDir.at(job.path if job else queue.root / run_id)
+    if job is None and not (run.status_path.exists() or run.config_path.exists()):
+        raise JobError(f"no run {run_id} in {queue.root}")
+    parent = state.read_status(RunDir.at(queue.root / job.after)) if job and job.after else None
+    return _info(run, state.settle(run, job, parent=parent), job)
 
 
-def _job(queue: Queue, run_id: str) -> Job:
-    job = _settled(queue, run_id)
+def runs_of(infos: list[RunInfo], sweep_id: str | None = None, study_id: str | None = None) -> list[str]:
+    """Ids of the runs of a sweep or study."""
+    return [i.run_id for i in infos if (sweep_id and i.sweep_id == sweep_id) or (study_id and i.study_id == study_id)]
+
+
+# controlling
+
+def cancel(run_id: str, root: str | Path | None = None) -> str:
+    """Cancel a queued run at once; ask a running one to stop (SIGTERM, SIGKILL after a grace period).
+    Returns the state it is left in (`cancelled`, or `running` while it stops)."""
+    return cancel_many([run_id], root, strict=True)[run_id]
+
+
+def cancel_many(run_ids: list[str], root: str | Path | None = None, strict: bool = False) -> dict[str, str]:
+    """Cancel many runs (a sweep, a study) with one queue transaction: the queued ones never start.
+    Runs already ended are skipped (an error with `strict`). {run id: state left in}."""
+    queue = Queue(root)
+    for run_id in run_ids:
+        check_run_id(run_id)
+    rows = {job.id: job for job in queue.request_cancel(run_ids, now())}
+    out = {}
+    for run_id in run_ids:
+        job = rows.get(run_id)
+        if job is None:
+            raise JobError(f"no run {run_id} in {queue.path}")
+        run = RunDir.at(job.path)
+        current = state.read_status(run)
+        if current is None or current.state in FINAL_STATES:
+            if strict:
+                raise JobError(f"run {run_id} already {current.state if current else 'ended'}; nothing to cancel")
+            continue
+        moved = run.transition(("queued",), state="cancelled", ended=now(), error="cancelled before it started")
+        if moved is None and job.cancel_requested is None and process.is_running(current.pid, job.argv):
+            process.signal_group(current.pid, signal.SIGTERM)
+        out[run_id] = "cancelled" if moved else "running"
+    if any(v == "running" for v in out.values()):
+        ensure_scheduler(queue.root)  # it kills a run that ignores SIGTERM for the grace period
+    return out
+
+
+def resume(run_id: str, root: str | Path | None = None) -> None:
+    """Queue a failed, cancelled or stopped run again; it continues after its last checkpoint."""
+    queue = Queue(root)
+    job = queue.get(check_run_id(run_id))
     if job is None:
         raise JobError(f"no run {run_id} in {queue.path}")
-    return job
-
-
-def _info(job: Job) -> RunInfo:
     run = RunDir.at(job.path)
-    status = run.read_status()
-    best = _best(run, job.kind)
-    info = _describe(run, status, job.state, best)
-    info.update(run_id=job.id, name=job.name, created=job.created, started=job.started, ended=job.ended,
-                sweep_id=job.sweep_id, after=job.after, error=job.error, kind=job.kind, attempt=job.attempt,
-                slot=job.slot, pid=job.pid)
-    info["eta_seconds"] = _eta(info, job)
-    return RunInfo(**info)
+    current = state.settle(run, job)
+    if current is None or current.state not in RESUMABLE:
+        raise JobError(f"run {run_id} is {current.state if current else 'unreadable'}; "
+                       "only a failed, cancelled or stopped run can be resumed")
+    queue.clear_cancel(run_id)
+    if run.transition(RESUMABLE, state="queued", error=None, ended=None, updated=now()) is None:
+        raise JobError(f"run {run_id} changed state while resuming; try again")
+    ensure_scheduler(queue.root)
 
 
-def _folder_info(run: RunDir) -> RunInfo:
-    """A run folder the queue does not know: everything from the folder itself."""
-    status = state.settle_folder(run)
-    info = _describe(run, status, status.get("state", "queued"), _best(run, "train"))
-    info.update(run_id=run.run_id, name=status.get("name") or run.read_config().get("name") or run.run_id,
-                created=status.get("created") or status.get("started") or run.path.stat().st_mtime,
-                started=status.get("started"), ended=status.get("ended"), sweep_id=None, after=None,
-                error=status.get("error"), kind="train", pid=status.get("pid"), eta_seconds=None)
-    return RunInfo(**info)
+# internals
+
+def _info(run: RunDir, status: Status | None, job: Job | None) -> RunInfo:
+    info = RunInfo(run_id=run.run_id, path=str(run.path))
+    if job is not None:
+        info.kind, info.after, info.attempt, info.slot, info.pid = job.kind, job.after, job.attempt, job.slot, job.pid
+        info.backend, info.created = job.backend, job.created
+    try:
+        status = status or run.read_status()
+        if status is None:
+            info.state, info.error = "damaged", f"{run.status_path}: missing"
+            return info
+        _from_status(info, status)
+        _results(info, run)
+    except RecordError as exc:
+        info.state, info.error = "damaged", str(exc)
+        return info
+    info.eta_seconds = _eta(info, status)
+    return info
 
 
-def _describe(run: RunDir, status: dict[str, Any], run_state: str, best: dict[str, Any]) -> dict[str, Any]:
+def _from_status(info: RunInfo, status: Status) -> None:
+    for name in ("kind", "name", "state", "error", "epoch", "epochs", "started", "ended", "sweep_id", "study_id",
+                 "arm", "seed", "after", "target"):
+        value = getattr(status, name)
+        if value is not None or getattr(info, name) is None:
+            setattr(info, name, value)
+    info.created = info.created or status.created or status.started
+    info.progress = status.progress
+    info.pid = status.pid or info.pid
+
+
+def _results(info: RunInfo, run: RunDir) -> None:
+    if info.kind == "evaluate":
+        info.final = {k: v for k, v in (state.read_result(run).get("test") or {}).items()}
+        return
     config = run.read_config()
-    epochs = int(status.get("epochs") or config.get("train", {}).get("epochs") or 0)
-    epoch = float(status.get("epoch") or 0)
-    progress = 1.0 if run_state == "succeeded" else (min(epoch / epochs, 1.0) if epochs else 0.0)
-    loss = config.get("loss", {})
-    return dict(state=run_state, epoch=epoch, epochs=epochs, progress=progress, path=str(run.path),
-                best_rank1=best.get("rank1"), best_mAP=best.get("mAP"),
-                backbone=config.get("model", {}).get("backbone", ""),
-                losses="+".join(n for n in LOSSES if (loss.get(n) or {}).get("weight", 0) > 0))
+    if config is not None:
+        info.backbone = config.model.backbone
+        info.losses = "+".join(losses.active(config.loss))
+        info.name = info.name or config.name or run.run_id
+    record = run.read_eval()
+    if record.final is not None:
+        info.final = dict(record.final.test)
+    if record.selected is not None:
+        info.selected, info.selected_epoch = dict(record.selected.test), record.selected.epoch
 
 
-def _best(run: RunDir, kind: str) -> dict[str, Any]:
-    return state.read_result(run) if kind == "evaluate" else run.read_eval().get("best") or {}
-
-
-def _eta(info: dict[str, Any], job: Job) -> float | None:
+def _eta(info: RunInfo, status: Status) -> float | None:
     """Seconds left at this attempt's pace: elapsed / progress made since it started x progress left."""
-    if job.state != "running" or not job.started or not info["epochs"]:
+    if info.state != "running" or not status.started or not info.epochs:
         return None
-    done = info["progress"] - min(job.start_epoch / info["epochs"], 1.0)
+    done = info.progress - min(status.start_epoch / info.epochs, 1.0)
     if done <= 0:
         return None
-    return (now() - job.started) * (1.0 - info["progress"]) / done
+    return (now() - status.started) * (1.0 - info.progress) / done
+
+
+def active(infos: list[RunInfo]) -> bool:
+    return any(i.state in ACTIVE_STATES for i in infos)

@@ -1,15 +1,17 @@
 """The run queue: one SQLite file in the checkpoints root, safe for concurrent processes.
 
-The queue says what to run, in which order, where and as which process; each run's own
-folder (core/runs.py) holds its progress and results. Writes use BEGIN IMMEDIATE
-transactions in WAL mode, so concurrent submitters, the scheduler and readers never lose or
-duplicate a row.
+The queue holds scheduling facts only: what to run (command, folder, kind), in which order,
+after which run, on which backend, and, per attempt, the slot, the pid and a cancel request.
+Each run's own folder (core.runs) is the one record of its state, progress and results;
+`jobs.state` settles the two. Writes use BEGIN IMMEDIATE transactions in WAL mode, so
+concurrent submitters, the scheduler and readers never lose or duplicate a row.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sqlite3
 import time
@@ -26,30 +28,24 @@ DB_NAME = "queue.sqlite"
 BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY,
-  name TEXT NOT NULL DEFAULT '',
-  kind TEXT NOT NULL DEFAULT 'train',
   path TEXT NOT NULL,
-  config TEXT NOT NULL DEFAULT '',
-  overrides TEXT NOT NULL DEFAULT '{}',
+  kind TEXT NOT NULL DEFAULT 'train',
   argv TEXT NOT NULL,
   cwd TEXT NOT NULL,
-  state TEXT NOT NULL,
   created REAL NOT NULL,
-  started REAL,
-  ended REAL,
-  sweep_id TEXT,
+  config TEXT NOT NULL DEFAULT '',
+  overrides TEXT NOT NULL DEFAULT '{}',
   after TEXT,
+  backend TEXT NOT NULL DEFAULT 'local',
   pid INTEGER,
   slot TEXT,
   attempt INTEGER NOT NULL DEFAULT 0,
-  start_epoch REAL NOT NULL DEFAULT 0,
+  started REAL,
   exit_code INTEGER,
-  cancel_requested REAL,
-  error TEXT
+  cancel_requested REAL
 );
-CREATE INDEX IF NOT EXISTS runs_state ON runs(state);
 """
 
 
@@ -60,6 +56,16 @@ class JobError(HandIDError):
 def resolve_root(root: str | Path | None = None) -> Path:
     """The checkpoints root: the argument, else $HANDID_CHECKPOINTS, else ./checkpoints (absolute)."""
     return Path(root or os.environ.get(ENV_ROOT) or "checkpoints").expanduser().absolute()
+
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id as given, refused when it could name a folder outside the root (separators, `..`)."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise JobError(f"{run_id!r} is not a run id (letters, digits, '.', '_' and '-' only, no '..')")
+    return run_id
 
 
 def new_id() -> str:
@@ -83,23 +89,18 @@ class Job:
     path: str
     argv: list[str]
     cwd: str
-    state: str = "queued"
     created: float = 0.0
-    name: str = ""
     kind: str = "train"
     config: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
-    started: float | None = None
-    ended: float | None = None
-    sweep_id: str | None = None
     after: str | None = None
+    backend: str = "local"
     pid: int | None = None
     slot: str | None = None
     attempt: int = 0
-    start_epoch: float = 0.0
+    started: float | None = None
     exit_code: int | None = None
     cancel_requested: float | None = None
-    error: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":
@@ -136,9 +137,7 @@ class Queue:
                 con.execute("PRAGMA journal_mode=WAL")
             con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             if write:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        con.execute(statement)
+                con.execute(_SCHEMA)
             try:
                 yield con
                 con.execute("COMMIT")
@@ -167,41 +166,40 @@ class Queue:
         with self._connect(write=True) as con:
             for job in jobs:
                 row = job.to_row()
-                con.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                con.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                             tuple(row.values()))
 
     def get(self, run_id: str) -> Job | None:
-        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        rows = self._read("SELECT * FROM jobs WHERE id = ?", (run_id,))
         return rows[0] if rows else None
 
     def all(self) -> list[Job]:
-        """Every row, oldest first."""
-        return self._read("SELECT * FROM runs ORDER BY created, id")
+        """Every row, oldest first (the order queued runs start in)."""
+        return self._read("SELECT * FROM jobs ORDER BY created, id")
 
-    def with_state(self, *states: str) -> list[Job]:
-        """Rows in the given states, oldest first (the order runs start in)."""
-        marks = ", ".join("?" * len(states))
-        return self._read(f"SELECT * FROM runs WHERE state IN ({marks}) ORDER BY created, id", states)
-
-    def update(self, run_id: str, only_if: tuple[str, ...] = (), **values: Any) -> bool:
-        """Set columns of one row, only while its state is one of `only_if` (if given)."""
-        sql = f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?"
-        args: tuple = (*values.values(), run_id)
-        if only_if:
-            sql += f" AND state IN ({', '.join('?' * len(only_if))})"
-            args += only_if
+    def update(self, run_id: str, **values: Any) -> bool:
+        """Set columns of one row; False when there is no such row."""
+        sql = f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?"
         with self._connect(write=True) as con:
-            return con.execute(sql, args).rowcount == 1
+            return con.execute(sql, (*values.values(), run_id)).rowcount == 1
 
-    def request_cancel(self, run_id: str, at: float) -> Job | None:
-        """Cancel a queued row outright or flag a running one; the row as it was before, or None."""
+    def claim(self, run_id: str, attempt: int, slot: str, at: float) -> bool:
+        """Take a row for its next attempt on `slot`, unless a cancel was requested or another
+        claim won (compare-and-set on the attempt number)."""
         with self._connect(write=True) as con:
-            row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                return None
-            if row["state"] == "queued":
-                con.execute("UPDATE runs SET state = 'cancelled', ended = ?, error = ? WHERE id = ?",
-                            (at, "cancelled before it started", run_id))
-            elif row["state"] == "running" and row["cancel_requested"] is None:
-                con.execute("UPDATE runs SET cancel_requested = ? WHERE id = ?", (at, run_id))
-            return Job.from_row(row)
+            return con.execute(
+                "UPDATE jobs SET attempt = attempt + 1, slot = ?, pid = NULL, started = ?, exit_code = NULL "
+                "WHERE id = ? AND attempt = ? AND cancel_requested IS NULL", (slot, at, run_id, attempt)).rowcount == 1
+
+    def request_cancel(self, run_ids: list[str], at: float) -> list[Job]:
+        """Flag the rows for cancelling (once: an earlier request keeps its time); the rows as they were."""
+        marks = ", ".join("?" * len(run_ids))
+        with self._connect(write=True) as con:
+            rows = [Job.from_row(r) for r in con.execute(f"SELECT * FROM jobs WHERE id IN ({marks})", run_ids)]
+            con.execute(f"UPDATE jobs SET cancel_requested = ? WHERE id IN ({marks}) AND cancel_requested IS NULL",
+                        (at, *run_ids))
+        return rows
+
+    def clear_cancel(self, run_id: str) -> bool:
+        """Forget a cancel request and the last exit code (a run resumed); False when there is no such row."""
+        return self.update(run_id, cancel_requested=None, exit_code=None)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from core.runs import RunDir, now
+from core.runs import ACTIVE_STATES, RunDir, Status, now
 from jobs import process, state
 from jobs.queue import Job, JobError, Queue, resolve_root
 
@@ -109,7 +109,7 @@ class Scheduler:
             elif time.monotonic() - idle_since > self.idle_s:
                 lock.close()
                 # A submitter that saw the lock held just before we let go relies on this check.
-                if not self.queue.with_state("queued", "running") or (lock := self._acquire()) is None:
+                if not self._active() or (lock := self._acquire()) is None:
                     log.info("scheduler %d idle, exiting", os.getpid())
                     return 0
                 idle_since = time.monotonic()
@@ -124,14 +124,24 @@ class Scheduler:
             log.exception("scheduler step failed; retrying")
             return True
 
+    def _settled(self) -> list[tuple[Job, Status]]:
+        """Every local row of the queue with its settled folder status (rows without one left out)."""
+        return [(job, status) for job, status in state.settle_all(self.queue, self.children)
+                if status is not None and job.backend == "local"]
+
+    def _active(self) -> bool:
+        return any(status.state in ACTIVE_STATES for _, status in self._settled())
+
     def step(self) -> bool:
         """One pass; True while anything is queued or running."""
-        state.refresh(self.queue, self.children)
-        running = self.queue.with_state("running")
+        settled = self._settled()
+        running = [job for job, status in settled if status.state == "running"]
         self.children = {j.id: self.children[j.id] for j in running if j.id in self.children}
         self._enforce_cancels(running)
-        self._start_ready({j.slot for j in running})
-        return bool(self.queue.with_state("queued", "running"))
+        states = {job.id: status.state for job, status in settled}
+        queued = [job for job, status in settled if status.state == "queued" and job.cancel_requested is None]
+        self._start_ready(queued, states, {j.slot for j in running})
+        return any(status.state in ACTIVE_STATES for _, status in settled)
 
     def _acquire(self) -> IO | None:
         for _ in range(10):  # a submitter probing the lock holds it for a moment only
@@ -153,37 +163,40 @@ class Scheduler:
                     log.warning("run %s ignored SIGTERM for %.0f s: killing it", job.id, self.grace_s)
                     process.signal_group(job.pid, signal.SIGKILL)
 
-    def _start_ready(self, busy: set[str | None]) -> None:
+    def _start_ready(self, queued: list[Job], states: dict[str, str], busy: set[str | None]) -> None:
         free = [s for s in self.slots if s not in busy]
-        for job in self.queue.with_state("queued"):
+        for job in queued:
             if not free:
                 return
-            parent = self.queue.get(job.after) if job.after else None
-            if parent is None or parent.state == "succeeded":
-                self._start(job, free.pop(0))
+            if job.after is None or states.get(job.after) == "succeeded":
+                if self._start(job, free[0]):
+                    free.pop(0)
 
-    def _start(self, job: Job, slot: str) -> None:
+    def _start(self, job: Job, slot: str) -> bool:
+        """Claim the row, start its process, then mark the folder running (only while it is still
+        queued: a cancel that arrived in between kills the process at once)."""
         run = RunDir.at(job.path)
+        if not self.queue.claim(job.id, job.attempt, slot, now()):
+            return False
         argv = list(job.argv)
-        if job.kind == "train" and run.checkpoint("last").exists():
+        if job.kind == "train" and run.last_path.exists():
             argv.append("--resume")
         try:
-            proc = process.spawn(argv, job.cwd, run.path / "process.log", process.slot_env(slot),
+            proc = process.spawn(argv, job.cwd, run.process_log_path, process.slot_env(slot),
                                  stdout_path=run.path / state.RESULT_NAME if job.kind == "evaluate" else None)
         except OSError as exc:
-            state.finish(self.queue, job, "failed", f"could not start the process: {exc}", only_if=("queued",))
-            return
-        started = now()
-        epoch = float(run.read_status().get("epoch") or 0)
-        if not self.queue.update(job.id, only_if=("queued",), state="running", pid=proc.pid, slot=slot,
-                                 started=started, ended=None, error=None, exit_code=None,
-                                 cancel_requested=None, attempt=job.attempt + 1, start_epoch=epoch):
+            run.transition(("queued",), state="failed", error=f"could not start the process: {exc}", ended=now())
+            return False
+        marked = run.transition(("queued",), state="running", pid=proc.pid, started=now(), ended=None, error=None,
+                                attempt=job.attempt + 1, updated=now())
+        if marked is None:
             process.signal_group(proc.pid, signal.SIGKILL)  # cancelled in the meantime
             proc.wait()
-            return
-        run.update_status(state="running", pid=proc.pid, started=started, ended=None, error=None)
+            return False
+        self.queue.update(job.id, pid=proc.pid)
         self.children[job.id] = proc
         log.info("started %s (pid %d, slot %s): %s", job.id, proc.pid, slot, " ".join(argv))
+        return True
 
 
 def main(root: str | None = None) -> int:

@@ -3,7 +3,8 @@
 The decoded image cache stays in (GPU) memory as uint8, so an epoch decodes no JPEG: each
 training batch is cropped and flipped by one affine `grid_sample`, colour-jittered and
 randomly erased where it lies. Random parameters come from a seeded CPU generator, so a
-batch's augmentation is the same on every device and after a resume.
+batch's augmentation is the same on every device and after a resume. Normalisation uses the
+model's own mean and std (core.model.preprocess), never another model's.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-
 from core.config import AugmentConfig
+from core.model.preprocess import Preprocess
 
-CLIP_MEAN = OPENAI_DATASET_MEAN
-CLIP_STD = OPENAI_DATASET_STD
 ERASE_AREA = (0.02, 0.33)  # fraction of the image erased (torchvision RandomErasing defaults)
 ERASE_RATIO = (0.3, 3.3)
 CROP_RATIO = (3 / 4, 4 / 3)
@@ -30,17 +28,19 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.permute(0, 3, 1, 2).float().div_(255)
 
 
-def normalise(x: torch.Tensor, mean=CLIP_MEAN, std=CLIP_STD,
+def normalise(x: torch.Tensor, preprocess: Preprocess,
               memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
-    """Float NCHW in [0, 1] -> CLIP-normalised, in the memory format the backbone prefers."""
-    mean_t = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    """Float NCHW in [0, 1] -> normalised with the model's mean and std, in the memory format the
+    backbone prefers."""
+    mean_t = torch.tensor(preprocess.mean, device=x.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(preprocess.std, device=x.device).view(1, 3, 1, 1)
     return ((x - mean_t) / std_t).contiguous(memory_format=memory_format)
 
 
-def eval_batch(images: torch.Tensor, memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+def eval_batch(images: torch.Tensor, preprocess: Preprocess,
+               memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """The evaluation path: uint8 NHWC -> normalised float NCHW, nothing random."""
-    return normalise(to_float(images), memory_format=memory_format)
+    return normalise(to_float(images), preprocess, memory_format=memory_format)
 
 
 def hflip(x: torch.Tensor) -> torch.Tensor:
@@ -112,10 +112,13 @@ def _erase(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
 
 
 class DeviceAugment:
-    """Training augmentation of uint8 NHWC batches on their device, driven by AugmentConfig."""
+    """Training augmentation of uint8 NHWC batches on their device, driven by AugmentConfig and
+    normalised with the model's preprocessing."""
 
-    def __init__(self, cfg: AugmentConfig, memory_format: torch.memory_format = torch.contiguous_format):
+    def __init__(self, cfg: AugmentConfig, preprocess: Preprocess,
+                 memory_format: torch.memory_format = torch.contiguous_format):
         self.cfg = cfg
+        self.preprocess = preprocess
         self.memory_format = memory_format
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -127,7 +130,7 @@ class DeviceAugment:
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if self.cfg.color_jitter > 0:
             x = _jitter(x, self.cfg.color_jitter, generator)
-        x = normalise(x)
+        x = normalise(x, self.preprocess)
         if self.cfg.erasing > 0:
             x = _erase(x, self.cfg.erasing, generator)
         return x.contiguous(memory_format=self.memory_format)

@@ -21,10 +21,26 @@ from core.data.pool import parallel_map
 from core.errors import ConfigError, DataError
 
 IN_PROCESS_BELOW = 32  # fewer images than this are decoded without starting a process pool
+FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+           "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
 
 
-def decode_image(path: str | Path, size: tuple[int, int], draft: bool = True) -> np.ndarray:
-    """The image at `path` as uint8 RGB [h, w, 3] for `size` = (h, w).
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB: 16-bit and 32-bit greyscale scaled by their real range (PIL's own
+    convert clips them at 255: a 16-bit photo would come out almost white), palettes and alpha
+    flattened."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA").convert("RGB")
+    return image.convert("RGB")
+
+
+def decode_image(path: str | Path, size: tuple[int, int], draft: bool = True, interpolation: str = "bicubic") -> np.ndarray:
+    """The image at `path` as uint8 RGB [h, w, 3] for `size` = (h, w), resized with `interpolation`.
 
     With `draft`, a JPEG is decoded at the smallest 1/2, 1/4 or 1/8 scale that is still at
     least the target size, which is several times cheaper than a full decode.
@@ -34,16 +50,16 @@ def decode_image(path: str | Path, size: tuple[int, int], draft: bool = True) ->
         with Image.open(path) as image:
             if draft:
                 image.draft("RGB", (width, height))
-            image = image.convert("RGB")
+            image = to_rgb(image)
             if image.size != (width, height):
-                image = image.resize((width, height), Image.Resampling.BICUBIC)
+                image = image.resize((width, height), FILTERS.get(interpolation, Image.Resampling.BICUBIC))
             return np.asarray(image, dtype=np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read image {path}: {exc}") from exc
 
 
-def cache_key(paths: Sequence[str], size: tuple[int, int]) -> tuple[str, str]:
-    """(hash of the path list and size, hash that also covers each file's byte size and mtime)."""
+def cache_key(paths: Sequence[str], size: tuple[int, int], interpolation: str = "bicubic") -> tuple[str, str]:
+    """(hash of the path list, size and filter, hash that also covers each file's byte size and mtime)."""
     stats = []
     for path in paths:
         try:
@@ -51,23 +67,26 @@ def cache_key(paths: Sequence[str], size: tuple[int, int]) -> tuple[str, str]:
         except OSError as exc:
             raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from exc
         stats.append((str(path), stat.st_size, stat.st_mtime_ns))
-    listing = hashlib.sha256(json.dumps([list(size), [str(p) for p in paths]]).encode()).hexdigest()[:16]
-    content = hashlib.sha256(json.dumps([list(size), stats]).encode()).hexdigest()[:16]
+    listing = hashlib.sha256(json.dumps([list(size), interpolation, [str(p) for p in paths]]).encode()).hexdigest()[:16]
+    content = hashlib.sha256(json.dumps([list(size), interpolation, stats]).encode()).hexdigest()[:16]
     return listing, content
 
 
-def _decode_all(paths: Sequence[str], size: tuple[int, int], out: np.ndarray, workers: int) -> None:
+def _decode_all(paths: Sequence[str], size: tuple[int, int], out: np.ndarray, workers: int, interpolation: str) -> None:
     """Decode `paths` into `out` row by row, in a process pool when worth it."""
     if workers == 1 or len(paths) < IN_PROCESS_BELOW:
         for i, path in enumerate(paths):
-            out[i] = decode_image(path, size)
+            out[i] = decode_image(path, size, interpolation=interpolation)
         return
     chunk = max(1, len(paths) // (workers * 8))
-    for i, image in enumerate(parallel_map(decode_image, paths, [size] * len(paths), workers=workers, chunksize=chunk)):
+    n = len(paths)
+    decoded = parallel_map(decode_image, paths, [size] * n, [True] * n, [interpolation] * n, workers=workers, chunksize=chunk)
+    for i, image in enumerate(decoded):
         out[i] = image
 
 
-def load_images(paths: Sequence[str], size: tuple[int, int], cache_dir: str | Path, workers: int | None = None) -> np.ndarray:
+def load_images(paths: Sequence[str], size: tuple[int, int], cache_dir: str | Path, workers: int | None = None,
+                interpolation: str = "bicubic") -> np.ndarray:
     """All images in `paths` as uint8 [N, h, w, 3] for `size` = (h, w), decoded at most once.
 
     The array lives in `cache_dir` as `images-<h>x<w>-<list hash>-<content hash>.npy`. It is
@@ -81,7 +100,7 @@ def load_images(paths: Sequence[str], size: tuple[int, int], cache_dir: str | Pa
     paths = [str(p) for p in paths]
     if not paths:
         return np.empty((0, height, width, 3), dtype=np.uint8)
-    listing, content = cache_key(paths, size)
+    listing, content = cache_key(paths, size, interpolation)
     cache_dir = Path(cache_dir).expanduser()
     prefix = f"images-{height}x{width}-{listing}-"
     target = cache_dir / f"{prefix}{content}.npy"
@@ -92,14 +111,19 @@ def load_images(paths: Sequence[str], size: tuple[int, int], cache_dir: str | Pa
                 return images
         except (OSError, ValueError):
             pass  # unreadable cache: rebuild it below
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the image cache folder {cache_dir} (data.cache_dir): {exc.strerror or exc}") from None
     temporary = cache_dir / f".{target.name}.{os.getpid()}.tmp"
     try:
         building = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(len(paths), height, width, 3))
-        _decode_all(paths, size, building, workers or os.cpu_count() or 1)
+        _decode_all(paths, size, building, workers or os.cpu_count() or 1, interpolation)
         building.flush()
         del building
         os.replace(temporary, target)
+    except OSError as exc:
+        raise DataError(f"cannot write the image cache {target} (data.cache_dir): {exc.strerror or exc}") from None
     finally:
         temporary.unlink(missing_ok=True)
     for stale in cache_dir.glob(f"{prefix}*.npy"):

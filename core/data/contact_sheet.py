@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from core.data.readers import DATASETS, read_table
+from core.data.layouts import dataset_names, read_table
 from core.data.table import identity_order
 from core.errors import ConfigError, DataError
 
@@ -65,7 +65,7 @@ def contact_sheet(table: pd.DataFrame, identities: int = 8, per_identity: int = 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, required=True, help="dataset root folder (or CSV manifest)")
-    parser.add_argument("--dataset", choices=DATASETS, default="synthetic", help="layout of ROOT (default: synthetic)")
+    parser.add_argument("--dataset", choices=dataset_names(), default="synthetic", help="layout of ROOT (default: synthetic)")
     parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
     parser.add_argument("--identities", type=int, default=8, help="rows (identities in protocol order)")
     parser.add_argument("--per-identity", type=int, default=6, help="thumbnails per row")

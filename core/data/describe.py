@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.data.protocols import load_protocol
-from core.data.readers import DATASETS
+from core.data.layouts import dataset_names
+from core.data.protocols import Target, load_protocol
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`--dataset --root [--protocol] [--run] [--runs] [--seed] [--json]`."""
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True, choices=dataset_names())
     parser.add_argument("--root", required=True, help="dataset folder (or the manifest CSV for --dataset csv)")
     parser.add_argument("--protocol", default="", help="protocol name (default: the dataset's first)")
     parser.add_argument("--run", type=int, default=0, help="which evaluation run's query/gallery to count")
@@ -29,7 +29,7 @@ def format_counts(counts: dict, title: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the counts (JSON or table); bad input raises DataError for run_cli to report."""
-    protocol = load_protocol(args.dataset, args.root, args.protocol, seed=args.seed, runs=args.runs)
+    protocol = load_protocol(Target(args.dataset, args.root, args.protocol), seed=args.seed, runs=args.runs)
     counts = protocol.describe(args.run)
     if args.json:
         print(json.dumps(counts))

@@ -22,12 +22,11 @@ def ensure_dataset(data: DataConfig) -> Path:
     if data.dataset == "synthetic" and not root.exists():
         from core.data.synth import write_dataset
 
-        height, width = data.synth_size
         partial = root.with_name(f".{root.name}.{os.getpid()}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         try:
             write_dataset(data.synth_layout, partial, data.synth_identities, data.synth_seed,
-                          size=(width, height), images_per_aspect=data.synth_images_per_aspect, workers=None)
+                          size=tuple(data.synth_size), images_per_aspect=data.synth_images_per_aspect, workers=None)
             os.replace(partial, root)
         except OSError:
             if not root.exists():  # another process did not win the race: a real failure

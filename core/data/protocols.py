@@ -1,13 +1,11 @@
 """Evaluation protocols: identity-disjoint train/val/test splits and seeded query/gallery runs.
 
-Reproduces Baisa et al. (GPA-Net, MBA-Net, CLIP-HandID):
-- 11k (`dorsal_r`, `dorsal_l`, `palmar_r`, `palmar_l`): rows with accessories dropped; the
-  subset's identities sorted by id, the first ceil(n/2) train, the rest test. Each run draws one
-  gallery image per test identity in every subset; the gallery is the union over the four
-  subsets, other subsets' images being distractors with labels of their own.
-- `hd`: the same split over group 1-501; every gallery also holds all images of 502-712.
-- `default` (any table): the same split over all identities, gallery from the test identities only.
-Val holds one random image per train identity (that has 2 or more). Every draw is seeded by
+The engine shared by every layout (core.data.layouts), reproducing Baisa et al. (GPA-Net,
+MBA-Net, CLIP-HandID): a target set's identities in protocol order, the first ceil(n/2) train,
+the rest test; val holds one random image per train identity (that has 2 or more); each run
+draws one gallery image per test identity, the other images being queries. A layout's
+protocols add distractors: pools drawn like the target (the other 11k subsets) and fixed sets
+(HD's 502-712). `default` applies the plain split to any table. Every draw is seeded by
 (seed, what, subset, run), so a subset's gallery for run k is the same whichever subset is the
 target, and the same seed always gives the same protocol.
 """
@@ -18,21 +16,15 @@ import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from core.data.readers import read_table
 from core.data.table import identity_order
+from core.data.target import Target
 from core.errors import DataError
 
-SUBSETS_11K = ("dorsal_r", "dorsal_l", "palmar_r", "palmar_l")
-HD = "hd"
 DEFAULT = "default"
-HD_TARGET_GROUP, HD_EXTRA_GROUP = "1-501", "502-712"
-NAMES_BY_LAYOUT = {"11k": [*SUBSETS_11K, DEFAULT], "hd": [HD, DEFAULT], "generic": [DEFAULT]}
-LAYOUT_OF_DATASET = {"11k": "11k", "hd": "hd", "folder": "generic", "csv": "generic"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,27 +47,6 @@ class Protocol:
         parts = {"train": self.train, "val": self.val,
                  "query": self.test.iloc[query], "gallery": self.test.iloc[gallery]}
         return {k: {"images": len(v), "identities": int(v["label"].nunique())} for k, v in parts.items()}
-
-
-def table_layout(table: pd.DataFrame) -> str:
-    """`11k`, `hd` or `generic`, from the columns and values the readers write."""
-    if "accessories" in table.columns and table["aspect"].isin(SUBSETS_11K).all():
-        return "11k"
-    if "group" in table.columns and table["group"].isin([HD_TARGET_GROUP, HD_EXTRA_GROUP]).all():
-        return "hd"
-    return "generic"
-
-
-def protocol_names(dataset: str | pd.DataFrame, table: pd.DataFrame | None = None) -> list[str]:
-    """Valid protocol names for a table (preferred) or a dataset kind."""
-    source = table if table is not None else dataset
-    if isinstance(source, pd.DataFrame):
-        return list(NAMES_BY_LAYOUT[table_layout(source)])
-    if source == "synthetic":
-        return list(dict.fromkeys(NAMES_BY_LAYOUT["11k"] + NAMES_BY_LAYOUT["hd"]))
-    if source not in LAYOUT_OF_DATASET:
-        raise DataError(f"unknown dataset {source!r}; valid: {', '.join([*LAYOUT_OF_DATASET, 'synthetic'])}")
-    return list(NAMES_BY_LAYOUT[LAYOUT_OF_DATASET[source]])
 
 
 def seeded(seed: int, *keys: str | int) -> np.random.Generator:
@@ -103,12 +74,14 @@ def assemble(
     target: pd.DataFrame,
     seed: int,
     runs: int,
-    drawn: dict[str, pd.DataFrame],
-    fixed: pd.DataFrame,
-    distractor_key: Callable[[pd.DataFrame], pd.Series],
+    drawn: dict[str, pd.DataFrame] | None = None,
+    fixed: pd.DataFrame | None = None,
+    distractor_key: Callable[[pd.DataFrame], pd.Series] = lambda d: d["identity"],
 ) -> Protocol:
     """Split `target`; each run's gallery = one image per test identity of `target` and of every
     `drawn` pool (drawn pools' images are distractors) plus all of `fixed` (distractors)."""
+    drawn = drawn or {}
+    fixed = target.iloc[:0] if fixed is None else fixed
     train_ids, test_ids = split_identities(target)
     if len(train_ids) < 2 or len(test_ids) < 2:
         raise DataError(
@@ -119,6 +92,7 @@ def assemble(
     train_pool = target[target["identity"].isin(train_ids)]
     val_index = pick_one(train_pool, seeded(seed, "val", name), min_images=2)
     target_test = target[target["identity"].isin(test_ids)]
+    _require_queries(name, target_test)
     draws = [
         {pool: pick_one(rows, seeded(seed, "gallery", pool, run)) for pool, rows in {name: target_test, **drawn}.items()}
         for run in range(runs)
@@ -147,38 +121,46 @@ def assemble(
     )
 
 
+def _require_queries(name: str, target_test: pd.DataFrame) -> None:
+    """Every run keeps one image per test identity for the gallery; with one image each there is no query."""
+    if (target_test.groupby("identity").size() < 2).all():
+        raise DataError(f"protocol {name} on {target_test.attrs.get('source', 'the table')}: every test identity "
+                        "has one image, so no query is left once the gallery takes it; each needs 2 or more")
+
+
 def with_labels(rows: pd.DataFrame, labels: dict[str, int]) -> pd.DataFrame:
     """Rows with an int `label` column from their identity, positions reset to 0..n-1."""
     return rows.assign(label=rows["identity"].map(labels).astype(int)).reset_index(drop=True)
 
 
+def default_protocol(table: pd.DataFrame, seed: int, runs: int) -> Protocol:
+    """The plain split over every identity of the table, gallery from the test identities only."""
+    return assemble(DEFAULT, table, seed, runs)
+
+
 def build_protocol(table: pd.DataFrame, name: str, seed: int = 0, runs: int = 10) -> Protocol:
-    """The named protocol over a reader's table (see the module docstring)."""
-    names = protocol_names(table)
-    if name not in names:
+    """The named protocol of the table's layout (see core.data.layouts)."""
+    from core.data.layouts import get
+
+    layout = table.attrs.get("layout")
+    if layout is None:
+        raise DataError(f"{table.attrs.get('source', 'this table')}: no layout recorded; read it with read_table")
+    builders = get(layout).protocols
+    if name not in builders:
         raise DataError(
-            f"unknown protocol {name!r} for {table.attrs.get('source', 'this table')}; valid: {', '.join(names)}"
+            f"unknown protocol {name!r} for {table.attrs.get('source', 'this table')}; valid: {', '.join(builders)}"
         )
     if runs < 1 or seed < 0:
         raise DataError(f"protocol {name}: runs must be >= 1 and seed >= 0 (got runs={runs}, seed={seed})")
+    source = table.attrs.get("source")
     table = table.reset_index(drop=True)
-    no_rows = table.iloc[:0]
-    if name in SUBSETS_11K:
-        kept = table[table["accessories"] != 1]
-        subsets = {s: kept[kept["aspect"] == s] for s in SUBSETS_11K}
-        others = {s: rows[rows["identity"].isin(split_identities(rows)[1])] for s, rows in subsets.items() if s != name}
-        return assemble(name, subsets[name], seed, runs, others, no_rows, lambda d: d["aspect"] + "/" + d["subject"])
-    if name == HD:
-        extra = table[table["group"] == HD_EXTRA_GROUP]
-        return assemble(name, table[table["group"] == HD_TARGET_GROUP], seed, runs, {}, extra,
-                        lambda d: "hd-extra/" + d["subject"])
-    return assemble(name, table, seed, runs, {}, no_rows, lambda d: d["identity"])
+    table.attrs["source"] = source
+    return builders[name](table, seed, runs)
 
 
-def load_protocol(dataset: str, root: str | Path, name: str = "", seed: int = 0, runs: int = 10) -> Protocol:
-    """Read a dataset and build a protocol over it (empty name: the dataset's first protocol).
+def load_protocol(target: Target, seed: int = 0, runs: int = 10) -> Protocol:
+    """Read a target's dataset and build its protocol (empty protocol name: the layout's first)."""
+    from core.data.layouts import protocol_names, read_table
 
-    A cross protocol is two calls: train on one protocol's train/val, test on another's test.
-    """
-    table = read_table(dataset, root)
-    return build_protocol(table, name or protocol_names(table)[0], seed=seed, runs=runs)
+    table = read_table(target.dataset, target.root)
+    return build_protocol(table, target.protocol or protocol_names(table)[0], seed=seed, runs=runs)

@@ -1,19 +1,21 @@
-"""Write procedurally drawn synthetic hands in the real 11k or HD layout.
+"""Procedurally drawn synthetic hands, written in a real layout by that layout's own writer.
 
 Each person has a stable hand (palm and finger proportions, thumb angle, nail shape, moles,
 veins, knuckle wrinkles, palm creases) and a skin tone shared with other people, so colour
 alone cannot identify anyone; each photo varies the pose (finger spread, rotation, scale,
-position) and the capture (lighting, background, noise, JPEG quality). The demo and the
-tests read these folders with the same readers as the real datasets.
+position) and the capture (lighting, background, noise, JPEG quality). A layout module
+(core.data.layouts) plans the photos and their file names as `Shot`s; this module draws and
+saves them. The demo and the tests read the folders with the same readers as the real datasets.
+Sizes are (height, width), as everywhere in the project.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -21,13 +23,9 @@ from PIL import Image, ImageDraw, ImageFilter
 from core.data.pool import parallel_map
 from core.errors import ConfigError, DataError
 
-LAYOUTS = ("11k", "hd")
 ASPECTS = ("dorsal right", "dorsal left", "palmar right", "palmar left")
-HEADER = ["id", "age", "gender", "skinColor", "accessories", "nailPolish", "aspectOfHand", "imageName", "irregularities"]
-HD_GROUPS = ("1-501", "502-712")
-DEFAULT_SIZE = (400, 300)
+DEFAULT_SIZE = (300, 400)  # (height, width)
 SUPERSAMPLE = 2
-ACCESSORY_FRACTION = 0.05
 # A handful of tones, two per 11k skinColor class, each shared by many people.
 SKIN_TONES = (
     ("very fair", (238, 205, 186)), ("very fair", (229, 192, 167)),
@@ -431,7 +429,7 @@ def _draw_accessory(canvas: _Canvas, hand: HandShape, joints, widths, accessory:
 
 def render_hand(person: Person, aspect: str, rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SIZE,
                 accessory: int = 0) -> Image.Image:
-    """One RGB photo (size W x H) of `person`'s hand seen as `aspect` (one of ASPECTS).
+    """One RGB photo of `size` (height, width) of `person`'s hand seen as `aspect` (one of ASPECTS).
 
     `accessory` 0 = none, 1 = ring, 2 = bracelet. All randomness comes from `rng`.
     """
@@ -441,12 +439,12 @@ def render_hand(person: Person, aspect: str, rng: np.random.Generator, size: tup
     hand = person.right if hand_name == "right" else person.left
     dorsal = side == "dorsal"
     pose = _pose(rng)
-    w, h = size
+    h, w = size
     unit = 0.36 * min(h, 0.9 * w) * pose.scale
     slack = np.array([w * 0.07, h * 0.04])
     centre = np.array([w / 2, h / 2]) + pose.offset * slack
     middle = np.array([0.0, (hand.palm_h + 0.9) / 2])  # halfway from the wrist to the fingertips
-    canvas = _Canvas(size, unit, pose.rotation, centre, middle, mirror=(hand_name == "left") != (not dorsal))
+    canvas = _Canvas((w, h), unit, pose.rotation, centre, middle, mirror=(hand_name == "left") != (not dorsal))
     skin = _mix(SKIN_TONES[person.tone][1], PALM_TINT, 0.0 if dorsal else 0.6)
     _draw_hand(canvas, hand, pose, skin, dorsal, person.polish, accessory)
     return _photograph(canvas, pose, size, rng)
@@ -462,7 +460,7 @@ def _soften(image: np.ndarray) -> np.ndarray:
 
 def _photograph(canvas: _Canvas, pose: Pose, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
     """Composite the drawn hand on a light background with rim shading, shadow, light and noise."""
-    w, h = size
+    h, w = size
     mask = canvas.mask.reduce(SUPERSAMPLE)
     colour = _soften(np.asarray(canvas.image.reduce(SUPERSAMPLE), np.float32))
     shift = max(1, round(canvas.unit / SUPERSAMPLE * 0.05))
@@ -482,82 +480,55 @@ def _photograph(canvas: _Canvas, pose: Pose, size: tuple[int, int], rng: np.rand
     return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
 
 
-def _render_job(job: tuple) -> None:
-    """Render and save one image (a process-pool task)."""
-    seed, index, number, aspect, accessory, size, path = job
-    person = make_person(seed, index)
-    rng = np.random.default_rng([seed, index, number, 1])
-    image = render_hand(person, aspect, rng, size, accessory)
-    image.save(path, quality=int(rng.integers(72, 96)))
+def tone_name(person: Person) -> str:
+    """The 11k-style skin colour class of the person's tone."""
+    return SKIN_TONES[person.tone][0]
 
 
-def _run_jobs(jobs: list[tuple], workers: int | None) -> None:
+class Shot(NamedTuple):
+    """One photo to render: who (seed, person index), which photo of them, the aspect and
+    accessory (0 none, 1 ring, 2 bracelet), the (height, width) size and where to save it."""
+
+    seed: int
+    person: int
+    number: int
+    aspect: str
+    accessory: int
+    size: tuple[int, int]
+    path: Path
+
+
+def _render(shot: Shot) -> None:
+    """Render and save one photo (a process-pool task)."""
+    person = make_person(shot.seed, shot.person)
+    rng = np.random.default_rng([shot.seed, shot.person, shot.number, 1])
+    image = render_hand(person, shot.aspect, rng, shot.size, shot.accessory)
+    image.save(shot.path, quality=int(rng.integers(72, 96)))
+
+
+def render_all(shots: list[Shot], workers: int | None) -> None:
+    """Render every shot, in `workers` forked processes (None: all cores) when there are enough."""
     workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(jobs) < 16:
-        for job in jobs:
-            _render_job(job)
+    if workers == 1 or len(shots) < 16:
+        for shot in shots:
+            _render(shot)
         return
-    list(parallel_map(_render_job, jobs, workers=workers, chunksize=8))
-
-
-def _plan_11k(seed: int, identities: int, per_aspect: int) -> list[tuple[int, str, int]]:
-    """(person index, aspect, accessory) of every image, in file order.
-
-    Each person has `per_aspect` plain photos per aspect; a few extra photos (about 5% of
-    all) show a ring or a bracelet, so dropping accessory rows keeps every subset whole.
-    """
-    rng = np.random.default_rng([seed, 1 << 20])
-    plain = [(i, aspect) for i in range(identities) for aspect in ASPECTS]
-    extra_count = max(1, round(ACCESSORY_FRACTION * len(plain) * per_aspect))
-    extra = {}
-    for k in rng.choice(len(plain), size=min(extra_count, len(plain)), replace=False):
-        extra[plain[k]] = int(rng.integers(1, 3))
-    plan = []
-    for i in range(identities):
-        shots = [(i, a, 0) for a in ASPECTS for _ in range(per_aspect)] + [(i, a, acc) for (j, a), acc in extra.items() if j == i]
-        plan += [shots[k] for k in rng.permutation(len(shots))]
-    return plan
-
-
-def _write_11k(out: Path, identities: int, seed: int, size, per_aspect: int, workers: int | None) -> None:
-    (out / "Hands").mkdir(parents=True)
-    gaps = np.random.default_rng([seed, 1 << 21]).integers(1, 4, identities)
-    ids = [f"{10 + int(v):07d}" for v in np.concatenate([[0], np.cumsum(gaps[1:])])]
-    people = [make_person(seed, i) for i in range(identities)]
-    rows, jobs = [], []
-    for number, (i, aspect, accessory) in enumerate(_plan_11k(seed, identities, per_aspect), start=1):
-        name = f"Hand_{number:07d}.jpg"
-        p = people[i]
-        rows.append([ids[i], p.age, p.gender, SKIN_TONES[p.tone][0], int(accessory > 0), int(p.polish >= 0), aspect, name, 0])
-        jobs.append((seed, i, number, aspect, accessory, size, out / "Hands" / name))
-    with open(out / "HandInfo.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    _run_jobs(jobs, workers)
-
-
-def _write_hd(out: Path, identities: int, seed: int, size, per_aspect: int, workers: int | None) -> None:
-    extra = max(2, round(identities * 213 / 502))
-    jobs = []
-    for i in range(identities + extra):
-        folder = out / "Original Images" / HD_GROUPS[i >= identities]
-        folder.mkdir(parents=True, exist_ok=True)
-        jobs += [(seed, i, n, "dorsal right", 0, size, folder / f"{i + 1}_{n}.jpg") for n in range(1, per_aspect + 1)]
-    _run_jobs(jobs, workers)
+    list(parallel_map(_render, shots, workers=workers, chunksize=8))
 
 
 def write_dataset(layout: str, out: str | Path, identities: int, seed: int, size: tuple[int, int] = DEFAULT_SIZE,
                   images_per_aspect: int = 4, workers: int | None = 1) -> Path:
-    """Generate a synthetic dataset in the `11k` or `hd` layout into the new folder `out`.
+    """Generate a synthetic dataset in a registered layout into the new folder `out`.
 
-    11k: HandInfo.csv and Hands/, all four aspects, `images_per_aspect` plain photos each plus
-    a few with accessories. HD: dorsal right photos of `identities` subjects in 1-501 and
-    about identities*213/502 distractor subjects in 502-712. `size` is (width, height);
-    `workers` processes render in parallel (None = all cores). Returns `out`.
+    The layout's writer decides what the folder holds (see its module): 11k has all four
+    aspects of `identities` people, `images_per_aspect` plain photos each plus a few with
+    accessories; HD has dorsal photos of `identities` protocol subjects plus distractor subjects.
+    `size` is (height, width); `workers` processes render in parallel (None = all cores).
     """
-    if layout not in LAYOUTS:
-        raise ConfigError(f"unknown layout {layout!r}; valid: {', '.join(LAYOUTS)}")
+    from core.data.layouts import get, synthetic_layouts
+
+    if layout not in synthetic_layouts():
+        raise ConfigError(f"unknown synthetic layout {layout!r}; valid: {', '.join(synthetic_layouts())}")
     if identities < 2 or images_per_aspect < 2:
         raise ConfigError(f"need at least 2 identities and 2 images per aspect, got {identities} and {images_per_aspect}")
     if min(size) < 32:
@@ -565,26 +536,27 @@ def write_dataset(layout: str, out: str | Path, identities: int, seed: int, size
     out = Path(out).expanduser()
     if out.exists() and any(out.iterdir()):
         raise DataError(f"output folder is not empty: {out}")
-    writer = _write_11k if layout == "11k" else _write_hd
-    writer(out, identities, seed, tuple(size), images_per_aspect, workers)
+    get(layout).write_synthetic(out, identities, seed, tuple(size), images_per_aspect, workers)
     return out
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """`WxH` -> (W, H)."""
+    """`HEIGHTxWIDTH` -> (height, width)."""
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
+        h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 400x300, got {text!r}") from None
-    return w, h
+        raise argparse.ArgumentTypeError(f"size must look like 300x400 (height x width), got {text!r}") from None
+    return h, w
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--layout", choices=LAYOUTS, required=True, help="on-disk layout to imitate")
+    from core.data.layouts import synthetic_layouts
+
+    parser.add_argument("--layout", choices=synthetic_layouts(), required=True, help="on-disk layout to imitate")
     parser.add_argument("--out", type=Path, required=True, help="new (or empty) output folder")
     parser.add_argument("--identities", type=int, default=20, help="people (HD: subjects in 1-501)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=parse_size, default=DEFAULT_SIZE, help="image size WxH (default 400x300)")
+    parser.add_argument("--size", type=parse_size, default=DEFAULT_SIZE, help="image size HEIGHTxWIDTH (default 300x400)")
     parser.add_argument("--images-per-aspect", type=int, default=4, help="photos per person and aspect")
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
 

@@ -7,7 +7,8 @@
   open_clip weights, taken from the local caches only (a hub call can hang or fail on a
   machine without network); set `HANDID_ALLOW_DOWNLOAD=1` to let open_clip download them;
   `pretrained=<path>`: an open_clip state dict (`.safetensors`, or `.bin`/`.pt`/`.pth` loaded
-  with `weights_only=True`).
+  with `weights_only=True`); an `open_clip_config.json` beside it (as Hugging Face repositories
+  ship one) gives the model's preprocessing (core.model.preprocess).
 - OpenAI weights were trained with QuickGELU: the `openai` tag (or a file whose name says
   openai) forces it, so activations never silently mismatch the weights.
 - ViT position embeddings are resized by open_clip when weights are loaded. open_clip does not
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import logging
 import math
 import os
@@ -38,6 +40,7 @@ import core.model.tiny  # noqa: F401  (registers HandID-Tiny)
 from core.errors import ModelError
 
 ALLOW_DOWNLOAD_ENV = "HANDID_ALLOW_DOWNLOAD"
+SIBLING_CONFIG = "open_clip_config.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _COMMON = ("RN50", "ViT-B-16", "ViT-B-32", "ViT-L-14", core.model.tiny.NAME)
 
@@ -71,9 +74,27 @@ def create_clip(
         resize_attention_pool(model.visual, size)
     if weights is not None:
         _load_weights(model, weights, name)
-    if tag_cfg:
-        set_model_preprocess_cfg(model, merge_preprocess_dict(get_model_preprocess_cfg(model), tag_cfg))
+    preprocess = tag_cfg or _sibling_preprocess(weights or pretrained.strip())
+    if preprocess:
+        set_model_preprocess_cfg(model, merge_preprocess_dict(get_model_preprocess_cfg(model), preprocess))
     return model, open_clip.get_tokenizer(name)
+
+
+def _sibling_preprocess(weights: str) -> dict:
+    """`preprocess_cfg` of the open_clip_config.json beside a local weights file ({} without one)."""
+    if not weights or not os.path.isfile(weights):
+        return {}
+    path = Path(weights).with_name(SIBLING_CONFIG)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelError(f"{path}: not a readable open_clip config (JSON)") from None
+    cfg = data.get("preprocess_cfg", {}) if isinstance(data, dict) else {}
+    if not isinstance(cfg, dict):
+        raise ModelError(f"{path}: preprocess_cfg must be a JSON object")
+    return cfg
 
 
 def check_weights(backbone: str, pretrained: str = "") -> None:
@@ -199,8 +220,15 @@ def _cached_weights(name: str, tag: str, cfg: dict) -> str:
 
 
 def _load_weights(model: torch.nn.Module, path: str, name: str) -> None:
+    """Load a state dict strictly; a file that is not one, or does not fit, is a one-line ModelError."""
     try:
         open_clip.load_checkpoint(model, path, strict=True, weights_only=True)
-    except (ModelError, RuntimeError, KeyError, ValueError, OSError, AssertionError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: weights do not fit backbone {name} ({first})") from None
+    except Exception as exc:  # torch.load and safetensors raise many kinds for foreign files
+        text = str(exc).strip()
+        if "weights_only" in text or "pickle" in text.lower():
+            raise ModelError(f"{path}: not a plain weights file (it holds pickled objects, which could run "
+                             "code and are never loaded); save a state dict as .safetensors") from None
+        first = text.splitlines()[0][:200] if text else type(exc).__name__
+        if isinstance(exc, (RuntimeError, KeyError)) and ("state_dict" in text or "size mismatch" in text):
+            raise ModelError(f"{path}: weights do not fit backbone {name} ({first})") from None
+        raise ModelError(f"{path}: not an open_clip weights file for {name} ({first})") from None

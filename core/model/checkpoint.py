@@ -1,9 +1,13 @@
 """Checkpoints as safetensors only: loading one can never run code.
 
-- `save_model` / `load_model_state` / `load_metadata`: model weights plus a small JSON metadata
-  record (backbone, image size, class names, ...). The frozen text encoder is left out: it is
-  never trained, its work is kept in the prompt classifier's buffer, and it is a large share of
-  a CLIP model. `HandIDModel.load_state_dict` accepts such a state strictly.
+- `save_model` / `load_model_state` / `load_metadata`: model weights plus their metadata record
+  (core.runs.CheckpointMeta: backbone, image size, class names, preprocessing, ...). The frozen
+  text encoder is left out: it is never trained, its work is kept in the prompt classifier's
+  buffer, and it is a large share of a CLIP model. `HandIDModel.load_state_dict` accepts such a
+  state strictly. `save_model(..., state=...)` stores a training state (optimizer, epoch) in the
+  same file, so weights and the state to resume them are one unit that a kill cannot tear;
+  `load_training_state` reads it back.
+- `load_checkpoint_model`: a model rebuilt from a checkpoint alone, for evaluation and export.
 - `init_from`: start a model from another run's weights (image encoder and the heads that fit).
 - `save_tensors` / `load_tensors`: any nested dict/list/tuple of tensors and plain values (an
   optimizer or scheduler state_dict) as flat dotted tensor keys plus a JSON skeleton, so resume
@@ -21,38 +25,85 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from core.errors import ModelError
+from core.errors import HandIDError, ModelError
 from core.model.handid import is_text_encoder_key
+from core.runs.records import CheckpointMeta
 
 _META_KEY = "handid"
 _STRUCTURE_KEY = "structure"
+_STATE_PREFIX = "__state__."
 _HEAD_PREFIXES = ("neck.",)
+TEXT_CLASSIFIER_PREFIX = "text_classifier."
 
 
-def save_model(model: torch.nn.Module, path: str | Path, metadata: dict[str, Any] | None = None) -> None:
-    """Weights of `model` (without the frozen text encoder) and `metadata` to a .safetensors file."""
-    state = {k: v for k, v in model.state_dict().items() if not is_text_encoder_key(k)}
-    _write(state, path, {_META_KEY: json.dumps(metadata or {})})
+def save_model(model: torch.nn.Module, path: str | Path, meta: CheckpointMeta, state: Any = None) -> None:
+    """Weights of `model` (without the frozen text encoder), their metadata and, optionally, a
+    training state (tensors and plain values) to one .safetensors file."""
+    tensors = {k: v for k, v in model.state_dict().items() if not is_text_encoder_key(k)}
+    header = {_META_KEY: json.dumps(meta.to_json())}
+    if state is not None:
+        state_tensors: dict[str, torch.Tensor] = {}
+        header[_STRUCTURE_KEY] = json.dumps(_encode(state, [], state_tensors))
+        tensors.update({_STATE_PREFIX + k: v for k, v in state_tensors.items()})
+    _write(tensors, path, header)
 
 
 def load_model_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict stored by `save_model`, on the CPU."""
+    """The model weights stored by `save_model`, on the CPU (a training state stored beside them is not read)."""
+    return _load(path, lambda key: not key.startswith(_STATE_PREFIX))
+
+
+def load_training_state(path: str | Path) -> Any | None:
+    """The training state stored by `save_model(..., state=...)`, None when it holds none."""
+    header = _header(path)
+    if _STRUCTURE_KEY not in header:
+        return None
+    tensors = _load(path, lambda key: key.startswith(_STATE_PREFIX))
+    return _decode(json.loads(header[_STRUCTURE_KEY]), {k[len(_STATE_PREFIX):]: v for k, v in tensors.items()})
+
+
+def _load(path: str | Path, wanted) -> dict[str, torch.Tensor]:
     _check_file(path)
     try:
-        return load_file(str(path), device="cpu")
-    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {key: f.get_tensor(key) for key in f.keys() if wanted(key)}
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise ModelError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
 
 
-def load_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata dict stored by `save_model` (reads the header only)."""
+def load_metadata(path: str | Path) -> CheckpointMeta:
+    """The metadata record stored by `save_model` (reads the header only)."""
     header = _header(path)
     try:
-        return json.loads(header.get(_META_KEY, "{}"))
+        data = json.loads(header.get(_META_KEY, "{}"))
     except json.JSONDecodeError:
         raise ModelError(f"{path}: checkpoint metadata is not valid JSON") from None
+    try:
+        return CheckpointMeta.from_json(data, path)
+    except HandIDError as exc:
+        raise ModelError(str(exc)) from None
+
+
+def load_checkpoint_model(path: str | Path) -> tuple[torch.nn.Module, CheckpointMeta]:
+    """A model rebuilt from a checkpoint's metadata with its weights (without the text classifier,
+    which retrieval does not use), and the metadata. Its preprocessing is the checkpoint's."""
+    from core.model.backbone import create_clip
+    from core.model.handid import HandIDModel
+    from core.model.preprocess import Preprocess
+
+    meta = load_metadata(path)
+    clip, tokenizer = create_clip(meta.backbone, meta.pretrained, meta.image_size,
+                                  load_weights=False)  # the checkpoint holds every image-side weight
+    model = HandIDModel(clip, tokenizer, meta.num_classes, None)
+    model.preprocess = Preprocess(meta.mean, meta.std, meta.interpolation)
+    state = {k: v for k, v in load_model_state(path).items() if not k.startswith(TEXT_CLASSIFIER_PREFIX)}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"{path}: weights do not fit {meta.backbone} ({str(exc).splitlines()[0]})") from None
+    return model, meta
 
 
 def init_from(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
@@ -86,7 +137,7 @@ def load_tensors(path: str | Path) -> Any:
     header = _header(path)
     if _STRUCTURE_KEY not in header:
         raise ModelError(f"{path}: not a tensor-state file written by save_tensors")
-    return _decode(json.loads(header[_STRUCTURE_KEY]), load_model_state(path))
+    return _decode(json.loads(header[_STRUCTURE_KEY]), _load(path, lambda key: True))
 
 
 def _encode(obj: Any, where: list[str], tensors: dict[str, torch.Tensor]) -> Any:
@@ -137,8 +188,12 @@ def _write(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[st
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(plain, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    try:
+        save_file(plain, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    except Exception as exc:  # a full disk surfaces as SafetensorError or OSError
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"cannot write checkpoint {path}: {exc}") from None
 
 
 def _check_file(path: str | Path) -> None:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.model.heads import BNNeck, PromptClassifier
+from core.model.preprocess import Preprocess
 
 _PROMPT_CHUNK = 256
 
@@ -33,6 +34,7 @@ class HandIDModel(nn.Module):
         if prompts is not None and len(prompts) != num_classes:
             raise ValueError(f"{len(prompts)} prompts for {num_classes} classes; give one prompt per class")
         self.clip = clip
+        self.preprocess = Preprocess.of(clip)
         for name, param in clip.named_parameters():
             if not name.startswith("visual."):
                 param.requires_grad_(False)

@@ -93,9 +93,10 @@ def heartbeat(run: RunDir, every: float = HEARTBEAT_S) -> Iterator[None]:
         thread.join()
 
 
-def mark_running(run: RunDir, epochs: int, epoch: int) -> None:
+def mark_running(run: RunDir, epochs: int, epoch: float) -> None:
+    """This process runs the run now, from `epoch` (0, or the resumed checkpoint's)."""
     run.update_status(state="running", pid=os.getpid(), started=now(), ended=None, error=None,
-                      epoch=epoch, epochs=epochs, updated=now())
+                      epoch=epoch, start_epoch=epoch, epochs=epochs, updated=now())
 
 
 def mark_progress(run: RunDir, epoch: int) -> None:

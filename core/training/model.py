@@ -1,31 +1,33 @@
-"""Building the hand-identity model for a run, checkpoint metadata, and models from checkpoints."""
+"""Building the hand-identity model for a run, and the metadata its checkpoints carry."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
+import pandas as pd
 import torch
 from open_clip.modified_resnet import ModifiedResNet
 
 from core.config import Config
 from core.errors import ModelError
+from core.losses.combined import needs_outputs
 from core.model.backbone import create_clip
-from core.model.checkpoint import init_from, load_metadata, load_model_state
+from core.model.checkpoint import init_from, load_model_state
 from core.model.handid import HandIDModel
 from core.model.prompts import identity_prompts
-from core.runs import RunDir
+from core.runs import CheckpointMeta, RunDir
 
 log = logging.getLogger(__name__)
-TEXT_CLASSIFIER_PREFIX = "text_classifier."
+PROMPT_OUTPUT = "text_logits"  # the model output of the frozen text-prompt classifier
 
 
 def build_model(cfg: Config, class_names: list[str], aspects: list[str]) -> HandIDModel:
     """The configured backbone with heads for `class_names`; the text-prompt classifier only when
-    loss.i2t is on (the frozen text encoder then encodes one prompt per class, once)."""
+    a loss reads its logits (the frozen text encoder then encodes one prompt per class, once)."""
     clip, tokenizer = create_clip(cfg.model.backbone, cfg.model.pretrained, cfg.data.image_size)
-    prompts = identity_prompts(class_names, aspects, cfg.model.prompt) if cfg.loss.i2t.weight > 0 else None
+    wants_prompts = PROMPT_OUTPUT in needs_outputs(cfg.loss)
+    prompts = identity_prompts(class_names, aspects, cfg.model.prompt) if wants_prompts else None
     model = HandIDModel(clip, tokenizer, len(class_names), prompts)
     if cfg.model.init_from:
         source = init_source(cfg.model.init_from)
@@ -52,29 +54,18 @@ def memory_format(model: HandIDModel, cfg: Config) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def metadata(cfg: Config, class_names: list[str], aspects: list[str], epoch: int) -> dict[str, Any]:
+def class_aspects(train: pd.DataFrame, class_names: list[str]) -> list[str]:
+    """The most common aspect of each class's training images, in class order (for its prompt)."""
+    common = train.groupby("identity")["aspect"].agg(lambda s: s.value_counts().index[0])
+    return [str(common.get(name, "")) for name in class_names]
+
+
+def checkpoint_meta(cfg: Config, model: HandIDModel, class_names: list[str], aspects: list[str],
+                    epoch: int) -> CheckpointMeta:
     """What a checkpoint needs to be rebuilt and evaluated without its run's config."""
-    return {
-        "backbone": cfg.model.backbone, "pretrained": cfg.model.pretrained,
-        "image_size": list(cfg.data.image_size), "num_classes": len(class_names),
-        "class_names": list(class_names), "aspects": list(aspects), "prompt": cfg.model.prompt,
-        "feature": cfg.model.feature, "epoch": epoch,
-    }
-
-
-def load_checkpoint_model(path: Path) -> tuple[HandIDModel, dict[str, Any]]:
-    """A model rebuilt from a checkpoint's metadata with its weights (without the text classifier,
-    which retrieval does not use), and the metadata."""
-    meta = load_metadata(path)
-    missing = [k for k in ("backbone", "image_size", "class_names") if k not in meta]
-    if missing:
-        raise ModelError(f"{path}: checkpoint metadata lacks {', '.join(missing)}")
-    clip, tokenizer = create_clip(meta["backbone"], meta.get("pretrained", ""), tuple(meta["image_size"]),
-                                  load_weights=False)  # the checkpoint holds every image-side weight
-    model = HandIDModel(clip, tokenizer, len(meta["class_names"]), None)
-    state = {k: v for k, v in load_model_state(path).items() if not k.startswith(TEXT_CLASSIFIER_PREFIX)}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ModelError(f"{path}: weights do not fit {meta['backbone']} ({str(exc).splitlines()[0]})") from None
-    return model, meta
+    pre = model.preprocess
+    return CheckpointMeta(
+        backbone=cfg.model.backbone, image_size=tuple(cfg.data.image_size), class_names=list(class_names),
+        feature=cfg.model.feature, pretrained=cfg.model.pretrained, aspects=list(aspects), prompt=cfg.model.prompt,
+        epoch=epoch, mean=pre.mean, std=pre.std, interpolation=pre.interpolation,
+    )

@@ -1,4 +1,8 @@
-"""Optimizers: backbone at optim.lr, new heads and loss weights at optim.head_lr, centres on their own SGD."""
+"""The main optimizer: the backbone at optim.lr, the new heads and losses' own weights at optim.head_lr.
+
+Losses whose parameters train apart (the centres) bring their own optimizers
+(core.losses.combined.LossSet.own_optimizers).
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,3 @@ def build_optimizer(groups: list[dict], cfg: Config) -> torch.optim.Optimizer:
     elif all(p.is_cuda for g in groups for p in g["params"]):
         kwargs["fused"] = True  # one kernel for the whole update instead of one per tensor
     return OPTIMIZERS[cfg.optim.name](groups, lr=cfg.optim.lr, **kwargs)
-
-
-def build_center_optimizer(params: list[torch.nn.Parameter], cfg: Config) -> torch.optim.Optimizer | None:
-    """Plain SGD at loss.center.lr for the centre-loss centres (None without centres)."""
-    params = list(params)
-    if not params:
-        return None
-    return torch.optim.SGD([{"params": params, "lr": cfg.loss.center.lr, "base_lr": cfg.loss.center.lr}])

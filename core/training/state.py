@@ -1,36 +1,39 @@
-"""Resumable training state beside the weights: the optimizers' states, the loss set's own
-parameters (centres, ArcFace weights) and the epoch/step reached, in one safetensors file
-(core.model.checkpoint.save_tensors: never a pickle)."""
+"""The resumable training state kept inside last.safetensors beside the weights: the optimizers'
+states, the loss set's own parameters (centres, ArcFace weights) and the epoch reached.
+
+Stored by core.model.checkpoint.save_model(..., state=...) as tensors plus a JSON skeleton
+(never a pickle), so weights and state are written, renamed and read as one unit.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from core.model.checkpoint import load_tensors, save_tensors
+from core.errors import ModelError
 
 
-def save_state(path: Path, optimizers: dict[str, torch.optim.Optimizer | None],
-               modules: dict[str, torch.nn.Module], info: dict[str, Any]) -> None:
-    """Write the optimizers' and modules' state plus `info` (epoch, step) to `path`."""
-    save_tensors({
-        "info": info,
-        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items() if opt is not None},
+def training_state(optimizers: dict[str, torch.optim.Optimizer], modules: dict[str, torch.nn.Module],
+                   epoch: int) -> dict[str, Any]:
+    """The state to store with the weights after `epoch`."""
+    return {
+        "epoch": epoch,
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
         "modules": {name: dict(module.state_dict()) for name, module in modules.items()},
-    }, path)
+    }
 
 
-def load_state(path: Path, optimizers: dict[str, torch.optim.Optimizer | None],
-               modules: dict[str, torch.nn.Module]) -> dict[str, Any]:
-    """Restore what save_state wrote into the given optimizers and modules; returns `info`.
+def restore(saved: Any, optimizers: dict[str, torch.optim.Optimizer], modules: dict[str, torch.nn.Module],
+            source: str) -> int:
+    """Load a stored state into the given optimizers and modules; returns its epoch.
 
     Each optimizer keeps its current `base_lr`s, so a resumed run may change its learning rates.
     """
-    saved = load_tensors(path)
+    if not isinstance(saved, dict) or not {"epoch", "optimizers", "modules"} <= set(saved):
+        raise ModelError(f"{source}: holds no training state to resume from")
     for name, optimizer in optimizers.items():
-        if optimizer is None or name not in saved["optimizers"]:
+        if name not in saved["optimizers"]:
             continue
         base_lrs = [g["base_lr"] for g in optimizer.param_groups]
         optimizer.load_state_dict(saved["optimizers"][name])
@@ -38,4 +41,4 @@ def load_state(path: Path, optimizers: dict[str, torch.optim.Optimizer | None],
             group["base_lr"] = base_lr
     for name, module in modules.items():
         module.load_state_dict(saved["modules"].get(name, {}))
-    return saved["info"]
+    return int(saved["epoch"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.data.readers.elevenk import HEADER
+from core.data.layouts.elevenk import HEADER
 
 ELEVENK_ASPECTS = ("dorsal right", "dorsal left", "palmar right", "palmar left")
 

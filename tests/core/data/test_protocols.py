@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.data.protocols import Protocol, build_protocol, protocol_names
-from core.data.readers import read_table
+from core.data.layouts import read_table
 from core.errors import DataError
 
 SUBSETS = ("dorsal_r", "dorsal_l", "palmar_r", "palmar_l")

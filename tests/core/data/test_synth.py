@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from core.data import synth
-from core.data.readers import read_table
+from core.data.layouts import read_table
 from core.errors import ConfigError, DataError
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.data.layouts import Layout, register
+from core.data.protocols import default_protocol
 from core.data.table import finish_table
 from core.errors import DataError
 
@@ -49,3 +51,7 @@ def read_csv_manifest(root: Path) -> pd.DataFrame:
     if "aspect" not in frame.columns:
         frame["aspect"] = ""
     return finish_table(frame, csv_path)
+
+
+LAYOUT = register(Layout(name="csv", label="CSV manifest", read=read_csv_manifest, protocols={"default": default_protocol},
+                         root_is_file=True, expects=f"a manifest CSV or a folder holding {MANIFEST_NAME}", order=3))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.data.readers import read_table
+from core.data.layouts import read_table
 from core.errors import DataError
 
 from .conftest import write_image

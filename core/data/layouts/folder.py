@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.data.layouts import Layout, register
+from core.data.protocols import default_protocol
 from core.data.table import finish_table, is_image
 
 
@@ -19,3 +21,7 @@ def read_folder(root: Path) -> pd.DataFrame:
         if is_image(path)
     ]
     return finish_table(pd.DataFrame(rows, columns=["path", "identity", "subject", "aspect"]), root)
+
+
+LAYOUT = register(Layout(name="folder", label="Folder per identity", read=read_folder,
+                         protocols={"default": default_protocol}, expects="one folder per identity", order=2))

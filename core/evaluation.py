@@ -1,0 +1,136 @@
+"""Retrieval evaluation of a model: the test side of a protocol over its R query/gallery runs, and
+the validation split that model selection reads.
+
+Features are extracted once per evaluation (with the flip test-time augmentation: the
+features of an image and of its mirror image summed, then L2-normalised), with the model's own
+normalisation, and sliced per run. Test metrics are averaged over runs (mean and `_std`), with
+the feature statistics (intra, inter, ratio, silhouette) of the whole test set. Validation is
+the val split (one image per training identity) as queries against the training images as
+gallery, plus the identity classifier's accuracy on the val images: figures the trainer may
+select on, because no test image takes part in them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.data.augment import eval_batch, hflip
+from core.data.protocols import Protocol, Target, load_protocol
+from core.data.split import Split, load_split
+from core.device import autocast
+from core.metrics import RANKS, feature_statistics, mean_std, retrieval_metrics
+from core.runs.records import Embeddings, Metrics, finite
+
+
+@dataclass
+class EvalSet:
+    """A protocol's test side with its images on the device."""
+
+    target: Target
+    protocol: Protocol
+    test: Split
+
+
+@dataclass
+class ValSet:
+    """The validation queries and the training images they are searched among."""
+
+    queries: Split
+    gallery: Split
+
+
+@dataclass
+class Evaluation:
+    """One evaluation: averaged test metrics, validation metrics, and the test features."""
+
+    test: Metrics
+    val: Metrics
+    features: np.ndarray  # [len(test), dim], L2-normalised
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """How features are extracted: the retrieval feature, batch size, flip TTA, precision, layout."""
+
+    feature: str = "pre_bn"
+    batch_size: int = 256
+    flip: bool = True
+    amp: bool = True
+    memory_format: torch.memory_format = torch.contiguous_format
+
+
+def load_eval_set(target: Target, size: tuple[int, int], cache_dir: str, seed: int, runs: int, device: torch.device,
+                  interpolation: str = "bicubic") -> EvalSet:
+    protocol = load_protocol(target, seed, runs)
+    return EvalSet(target, protocol, load_split(protocol.test, size, cache_dir, device, interpolation))
+
+
+@torch.no_grad()
+def extract_features(model: torch.nn.Module, images: torch.Tensor, how: Extraction,
+                     between_batches: Callable[[], None] = lambda: None) -> torch.Tensor:
+    """L2-normalised features [N, dim] (float32, on the images' device) of uint8 NHWC images."""
+    was_training = model.training
+    model.eval()
+    chunks = []
+    try:
+        for start in range(0, len(images), how.batch_size):
+            x = eval_batch(images[start:start + how.batch_size], model.preprocess, how.memory_format)
+            with autocast(images.device, how.amp):
+                f = model.embed(x, how.feature).float()
+                if how.flip:
+                    f = f + model.embed(hflip(x), how.feature).float()
+            chunks.append(F.normalize(f, dim=1))
+            between_batches()
+    finally:
+        model.train(was_training)
+    return torch.cat(chunks) if chunks else torch.zeros(0, 0, device=images.device)
+
+
+def score(features: torch.Tensor, protocol: Protocol) -> Metrics:
+    """Mean/std retrieval metrics over the protocol's runs plus the test set's feature statistics."""
+    labels = protocol.test["label"].to_numpy()
+    per_run = []
+    for query, gallery in protocol.runs:
+        q, g = torch.as_tensor(query, device=features.device), torch.as_tensor(gallery, device=features.device)
+        per_run.append(retrieval_metrics(features[q], labels[query], features[g], labels[gallery], RANKS))
+    metrics = {k: v for k, v in mean_std(per_run).items() if k != "skipped_queries_std"}
+    metrics.update(feature_statistics(features, labels))
+    return finite(metrics)
+
+
+@torch.no_grad()
+def score_val(model: torch.nn.Module, val: ValSet, how: Extraction) -> Metrics:
+    """Validation retrieval (val images against the training images) and identity accuracy."""
+    queries = extract_features(model, val.queries.images, how)
+    gallery = extract_features(model, val.gallery.images, how)
+    found = retrieval_metrics(queries, val.queries.labels, gallery, val.gallery.labels, (1,))
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(val.queries.images), how.batch_size):
+        x = eval_batch(val.queries.images[start:start + how.batch_size], model.preprocess, how.memory_format)
+        with autocast(x.device, how.amp):
+            logits = model(x)["logits"]
+        correct += int((logits.argmax(1) == val.queries.labels[start:start + how.batch_size]).sum())
+    model.train(was_training)
+    return finite({"rank1": found["rank1"], "mAP": found["mAP"], "mAP_trapezoid": found["mAP_trapezoid"],
+                   "id_accuracy": correct / max(len(val.queries.images), 1)})
+
+
+def evaluate(model: torch.nn.Module, eval_set: EvalSet, how: Extraction, val: ValSet | None = None,
+             between_batches: Callable[[], None] = lambda: None) -> Evaluation:
+    """Extract the test features once, score every run, and score the validation split when given."""
+    features = extract_features(model, eval_set.test.images, how, between_batches)
+    val_metrics = score_val(model, val, how) if val is not None else {}
+    return Evaluation(score(features, eval_set.protocol), val_metrics, features.cpu().numpy())
+
+
+def embeddings(evaluation: Evaluation, protocol: Protocol, run: int = 0) -> Embeddings:
+    """Run `run`'s query and gallery features and image records (embeddings.npz)."""
+    query, gallery = protocol.runs[run]
+    return Embeddings.from_rows(evaluation.features, protocol.test, query, gallery)
