@@ -30,7 +30,8 @@ def test_an_epoch_plan_is_shaped_by_step_and_seeded():
     assert plan.theta.shape == (5, 6, 2, 3) and plan.jitter.shape == (5, 6, 3) and plan.erase.shape == (5, 6, 5)
     assert plan[2].theta.shape == (6, 2, 3) and torch.equal(plan[2].erase, plan.erase[2])
     again, other = augment.draw((5, 6), SIZE, gen(0)), augment.draw((5, 6), SIZE, gen(1))
-    assert all(torch.equal(a, b) for a, b in zip((plan.theta, plan.jitter, plan.erase), (again.theta, again.jitter, again.erase)))
+    for name in ("theta", "jitter", "erase"):
+        assert torch.equal(getattr(plan, name), getattr(again, name))
     assert not torch.equal(plan.theta, other.theta)
     off = DeviceAugment(AugmentConfig(color_jitter=0.0, erasing=0.0)).draw((5, 6), SIZE, gen(0))
     assert off.jitter is None and off.erase is None

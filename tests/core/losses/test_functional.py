@@ -11,8 +11,8 @@ from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.losses import ArcFaceLoss, TripletMarginLoss
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 
-from core.losses.functional import arcface_loss, lp_distances, triplet_loss
-from tests.sync_counter import count_host_syncs
+from core.losses.functional import MININGS, arcface_loss, lp_distances, triplet_loss
+from tests.sync_counter import count_host_syncs, cuda_syncs_raise
 
 SIZES = (2, 8, 24, 32, 64)  # cdist takes its exact path up to 25 rows, its matmul path above
 MARGINS = (0.1, 0.3, 0.5)
@@ -162,3 +162,18 @@ def test_pml_does_sync_so_the_counter_sees_real_syncs():
     labels = torch.arange(16) // 4
     counts = count_host_syncs(lambda: pml_triplet(embeddings, labels, 0.3, "batch_hard", True, False).backward())
     assert counts["aten::nonzero"] >= 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_losses_make_no_cuda_sync_and_equal_the_cpu_values():
+    cpu = [torch.randn(64, 32), torch.arange(64) // 4, torch.randn(32, 16)]
+    embeddings, labels, weight = (t.cuda().requires_grad_(t.is_floating_point()) for t in cpu)
+    losses = [lambda m=m: triplet_loss(embeddings, labels, 0.3, m) for m in MININGS]
+    losses.append(lambda: arcface_loss(embeddings, labels, weight, 28.6, 64.0))
+    values = [fn() for fn in losses]  # warm-up: kernels loaded, allocator primed
+    with cuda_syncs_raise():
+        for fn in losses:
+            fn().backward()
+    expected = [triplet_loss(cpu[0], cpu[1], 0.3, m) for m in MININGS] + [arcface_loss(*cpu, 28.6, 64.0)]
+    torch.testing.assert_close([v.detach().cpu() for v in values], expected, rtol=1e-4, atol=1e-5)
