@@ -195,6 +195,6 @@ class DeviceAugment:
         return x.contiguous(memory_format=self.memory_format)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One batch augmented with parameters drawn now (one small host-to-device copy each)."""
+        """One batch augmented with parameters drawn now (copied to the device inside the step)."""
         params = self.draw((images.shape[0],), tuple(images.shape[1:3]), generator)
         return self.apply(images, params.to(images.device))

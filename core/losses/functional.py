@@ -13,6 +13,9 @@ gradients equal pml's (tests/core/losses/test_functional.py keeps pml as the ref
 - reduction is pml's AvgNonZeroReducer: the mean over mined triplets with a loss > 0, and 0
   (with zero gradients) when there are none: anchors without a positive or a negative, a batch
   of one identity, or a batch where every identity appears once.
+Not reproduced: pml's float16 distances (`pairwise_distance` with its eps; these functions
+expect float32, as LossSet's `feat.float()`), and ArcFaceLoss casting its `W` in place to the
+embeddings' dtype. The all-triplet tensors take O(B^3) memory: about 70 MB each at B = 256.
 """
 
 from __future__ import annotations
