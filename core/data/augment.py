@@ -40,6 +40,7 @@ def _constant(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=64)
 def _arange(n: int, device: torch.device) -> torch.Tensor:
+    """0 .. n - 1 on `device`, built once."""
     with torch.inference_mode(False):
         return torch.arange(n, device=device)
 
