@@ -71,7 +71,7 @@ python3 -c "import torch, torchvision, open_clip, pytorch_metric_learning; print
   || echo "warning: an import failed; the steps below will say which"
 python3 -m bench.results --machine >"$OUT/machine.json" 2>"$OUT/logs/machine.log" || echo "warning: machine info failed"
 
-step pytest-gpu 25 120 python3 -m pytest -m gpu -q --continue-on-collection-errors tests/core tests/bench
+step pytest-gpu 25 120 python3 -m pytest -m gpu -q --continue-on-collection-errors tests/core tests/bench tests/test_sync_counter.py
 echo "== photos (waiting, $(($(date +%s) - START)) s elapsed)"
 wait $PHOTOS
 report photos $?

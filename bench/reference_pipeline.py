@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from bench.timing import timed
-from core.data.augment import CLIP_MEAN, CLIP_STD
+from core.model.preprocess import Preprocess
 from core.model.backbone import create_clip
 
 BATCH_SIZE = 20
@@ -48,7 +48,7 @@ def reference_transform(image_size: tuple[int, int]) -> transforms.Compose:
         transforms.RandomCrop((height, width)),
         transforms.RandomHorizontalFlip(),
         transforms.ToTensor(),
-        transforms.Normalize(CLIP_MEAN, CLIP_STD),
+        transforms.Normalize(Preprocess().mean, Preprocess().std),
     ])
 
 

@@ -12,6 +12,7 @@ of seconds on a loaded machine), so a slow start is never taken for a hang.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import traceback
 
 from core.cli import run_cli
@@ -87,12 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     run = RunDir.at(args.run_dir)
     if args.config is None and not args.resume:
         raise ConfigError("--config is required (it may be left out only with --resume)")
-    run.create()
-    with heartbeat(run):
+    queued = run.path.is_dir()  # a folder the jobs wrote: it beats from the first moment; a new one is made later
+    with heartbeat(run) if queued else contextlib.nullcontext():
         try:
             cfg = resolve_config(args.config, args.set, run)
         except HandIDError as exc:
-            run.update_status(state="failed", error=str(exc), ended=now(), updated=now())
+            if queued:
+                run.update_status(state="failed", error=str(exc), ended=now(), updated=now())
             raise
         return train(cfg, args.run_dir, args.resume)
 

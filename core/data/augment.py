@@ -3,22 +3,44 @@
 The decoded image cache stays in (GPU) memory as uint8, so an epoch decodes no JPEG: each
 training batch is cropped and flipped by one affine `grid_sample`, colour-jittered and
 randomly erased where it lies. Random parameters come from a seeded CPU generator, so a
-batch's augmentation is the same on every device and after a resume. Normalisation uses the
-model's own mean and std (core.model.preprocess), never another model's.
+batch's augmentation is the same on every device and after a resume. They can be drawn for a
+whole epoch at once (`DeviceAugment.draw` with shape (steps, n)) and moved to the device in one
+copy, so a training step applies its slice with no host-to-device copy; the constant tensors
+(mean, std, grey weights, row and column indices) are built once per device. Normalisation
+uses the model's own mean and std (core.model.preprocess), never another model's.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from core.config import AugmentConfig
+from core.data.transfer import upload
 from core.model.preprocess import Preprocess
 
 ERASE_AREA = (0.02, 0.33)  # fraction of the image erased (torchvision RandomErasing defaults)
 ERASE_RATIO = (0.3, 3.3)
 CROP_RATIO = (3 / 4, 4 / 3)
+GREY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+@functools.lru_cache(maxsize=64)
+def _constant(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """`values` as a [1, C, 1, 1] tensor on `device`, built (and copied to it) once."""
+    with torch.inference_mode(False):
+        return torch.tensor(values, device=device).view(1, -1, 1, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _arange(n: int, device: torch.device) -> torch.Tensor:
+    """0 .. n - 1 on `device`, built once."""
+    with torch.inference_mode(False):
+        return torch.arange(n, device=device)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -32,8 +54,7 @@ def normalise(x: torch.Tensor, preprocess: Preprocess,
               memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """Float NCHW in [0, 1] -> normalised with the model's mean and std, in the memory format the
     backbone prefers."""
-    mean_t = torch.tensor(preprocess.mean, device=x.device).view(1, 3, 1, 1)
-    std_t = torch.tensor(preprocess.std, device=x.device).view(1, 3, 1, 1)
+    mean_t, std_t = _constant(tuple(preprocess.mean), x.device), _constant(tuple(preprocess.std), x.device)
     return ((x - mean_t) / std_t).contiguous(memory_format=memory_format)
 
 
@@ -79,12 +100,17 @@ def _crop_theta(n: int, size: tuple[int, int], cfg: AugmentConfig, gen: torch.Ge
     return theta
 
 
-def _jitter(x: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
-    """Per-sample brightness, contrast and saturation factors drawn from [1 - s, 1 + s]."""
-    n = x.shape[0]
+def _jitter_factors(n: int, strength: float, gen: torch.Generator) -> torch.Tensor:
+    """Per-sample brightness, contrast and saturation factors [n, 3], each drawn from [1 - s, 1 + s]."""
     low, high = max(0.0, 1 - strength), 1 + strength
-    bright, contrast, sat = (_uniform(n, low, high, gen).to(x.device).view(n, 1, 1, 1) for _ in range(3))
-    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+    return torch.stack([_uniform(n, low, high, gen) for _ in range(3)], dim=1)
+
+
+def _jitter(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Brightness, contrast and saturation of an NCHW batch in [0, 1] scaled by `factors` [n, 3]."""
+    n = x.shape[0]
+    bright, contrast, sat = (f.view(n, 1, 1, 1) for f in factors.unbind(1))
+    weights = _constant(GREY_WEIGHTS, x.device)
     x = (x * bright).clamp(0, 1)
     grey_mean = (x * weights).sum(1, keepdim=True).mean((2, 3), keepdim=True)
     x = ((x - grey_mean) * contrast + grey_mean).clamp(0, 1)
@@ -92,9 +118,10 @@ def _jitter(x: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Ten
     return ((x - grey) * sat + grey).clamp(0, 1)
 
 
-def _erase(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
-    """Zero one random rectangle (2-33% of the area) per sample with probability `prob`."""
-    n, _, h, w = x.shape
+def _erase_boxes(n: int, size: tuple[int, int], prob: float, gen: torch.Generator) -> torch.Tensor:
+    """Per sample [n, 5]: apply flag (1 with probability `prob`), top, bottom, left, right of one
+    rectangle of 2-33% of the area."""
+    h, w = size
     apply = torch.rand(n, generator=gen) < prob
     area = _uniform(n, *ERASE_AREA, gen) * h * w
     ratio = torch.exp(_uniform(n, math.log(ERASE_RATIO[0]), math.log(ERASE_RATIO[1]), gen))
@@ -102,13 +129,36 @@ def _erase(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
     ew = torch.sqrt(area / ratio).round().clamp(1, w)
     top = (torch.rand(n, generator=gen) * (h - eh + 1)).floor()
     left = (torch.rand(n, generator=gen) * (w - ew + 1)).floor()
-    # Only the per-sample numbers travel to the device; the mask is built there.
-    top, bottom, left, right = (v.to(x.device).view(n, 1, 1) for v in (top, top + eh, left, left + ew))
-    rows = torch.arange(h, device=x.device).view(1, h, 1)
-    cols = torch.arange(w, device=x.device).view(1, 1, w)
-    inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
-    mask = inside & apply.to(x.device).view(n, 1, 1)
+    return torch.stack([apply.float(), top, top + eh, left, left + ew], dim=1)
+
+
+def _erase(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Zero each sample's rectangle where its apply flag is set; the mask is built on the device."""
+    n, _, h, w = x.shape
+    apply, top, bottom, left, right = (v.view(n, 1, 1) for v in boxes.unbind(1))
+    rows = _arange(h, x.device).view(1, h, 1)
+    cols = _arange(w, x.device).view(1, 1, w)
+    mask = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right) & (apply > 0)
     return x.masked_fill(mask.unsqueeze(1), 0.0)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Random augmentation parameters of a batch ([n, ...]) or an epoch ([steps, n, ...]; `[i]` is step i's)."""
+
+    theta: torch.Tensor  # crop + flip affine matrices (output -> input coordinates) [..., 2, 3]
+    jitter: torch.Tensor | None  # brightness, contrast, saturation factors [..., 3]; None without jitter
+    erase: torch.Tensor | None  # apply flag, top, bottom, left, right [..., 5]; None without erasing
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> AugmentParams:
+        return AugmentParams(*(None if t is None else fn(t) for t in (self.theta, self.jitter, self.erase)))
+
+    def __getitem__(self, step: int) -> AugmentParams:
+        return self.map(lambda t: t[step])
+
+    def to(self, device: torch.device | str) -> AugmentParams:
+        """On `device` in one copy per tensor (pinned, non-blocking on CUDA)."""
+        return self.map(lambda t: upload(t, device))
 
 
 class DeviceAugment:
@@ -121,16 +171,34 @@ class DeviceAugment:
         self.preprocess = preprocess
         self.memory_format = memory_format
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Crop/pad + flip (one grid_sample), colour jitter, normalise, random erasing."""
+    def draw(self, shape: tuple[int, ...], size: tuple[int, int], generator: torch.Generator) -> AugmentParams:
+        """Parameters on the CPU for a batch (shape (n,)) or an epoch (shape (steps, n)) of `size` (h, w) images.
+
+        Each parameter is drawn for all images at once, in the order a batch always drew them
+        (crop and flip, jitter, erasing): every image's parameters are independent draws of the
+        same distribution, and a one-step epoch is exactly the batch the same generator gives.
+        """
+        n, cfg = math.prod(shape), self.cfg
+        theta = _crop_theta(n, size, cfg, generator)
+        jitter = _jitter_factors(n, cfg.color_jitter, generator) if cfg.color_jitter > 0 else None
+        erase = _erase_boxes(n, size, cfg.erasing, generator) if cfg.erasing > 0 else None
+        return AugmentParams(theta, jitter, erase).map(lambda t: t.view(*shape, *t.shape[1:]))
+
+    def apply(self, images: torch.Tensor, params: AugmentParams) -> torch.Tensor:
+        """Crop/pad + flip (one grid_sample), colour jitter, normalise, random erasing with `params`
+        (a batch's, on the images' device): no host copy, no sync."""
         x = to_float(images)
         n, _, h, w = x.shape
-        theta = _crop_theta(n, (h, w), self.cfg, generator).to(x.device)
-        grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
+        grid = F.affine_grid(params.theta, [n, 3, h, w], align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        if self.cfg.color_jitter > 0:
-            x = _jitter(x, self.cfg.color_jitter, generator)
+        if params.jitter is not None:
+            x = _jitter(x, params.jitter)
         x = normalise(x, self.preprocess)
-        if self.cfg.erasing > 0:
-            x = _erase(x, self.cfg.erasing, generator)
+        if params.erase is not None:
+            x = _erase(x, params.erase)
         return x.contiguous(memory_format=self.memory_format)
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One batch augmented with parameters drawn now (copied to the device inside the step)."""
+        params = self.draw((images.shape[0],), tuple(images.shape[1:3]), generator)
+        return self.apply(images, params.to(images.device))

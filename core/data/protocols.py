@@ -152,9 +152,9 @@ def build_protocol(table: pd.DataFrame, name: str, seed: int = 0, runs: int = 10
         )
     if runs < 1 or seed < 0:
         raise DataError(f"protocol {name}: runs must be >= 1 and seed >= 0 (got runs={runs}, seed={seed})")
-    source = table.attrs.get("source")
+    attrs = dict(table.attrs)
     table = table.reset_index(drop=True)
-    table.attrs["source"] = source
+    table.attrs.update(attrs)
     return builders[name](table, seed, runs)
 
 

@@ -1,7 +1,8 @@
 """Training batches of row indices: plain random batches, or PK batches (P identities x K images).
 
 Both are seeded per epoch (`seed`, `epoch`), so a resumed run draws the same batches it would
-have drawn without the interruption. Each epoch yields `len(sampler)` index tensors.
+have drawn without the interruption. Each epoch yields `len(sampler)` index tensors;
+`epoch_rows` stacks them into one [steps, batch] tensor, copied to the device once per epoch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from core.config import SamplerConfig
+from core.data.transfer import upload
 from core.errors import DataError
 
 
@@ -77,3 +79,8 @@ def make_sampler(cfg: SamplerConfig, labels, batch_size: int, seed: int = 0) -> 
     if cfg.kind == "pk":
         return PKBatches(labels, cfg.p, cfg.k, seed)
     return RandomBatches(labels, batch_size, seed)
+
+
+def epoch_rows(sampler: RandomBatches | PKBatches, epoch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The epoch's batches as one [steps, batch] index tensor on `device`, in one copy (pinned on CUDA)."""
+    return upload(torch.stack(list(sampler.epoch(epoch))), device)

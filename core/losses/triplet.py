@@ -1,7 +1,10 @@
-"""Triplet loss with batch-hard, semi-hard or all-triplet mining (pytorch-metric-learning).
+"""Triplet loss with batch-hard, semi-hard or all-triplet mining.
 
-pml's TripletMarginLoss with a miner on `feat`: euclidean distance between L2-normalised
-features (the cosine geometry retrieval uses) and the mean over triplets with a non-zero loss.
+Computed by core.losses.functional.triplet_loss: static-shape and sync-free, equal to
+pytorch-metric-learning's TripletMarginLoss with its miners (the tests keep pml as the
+reference). `normalize` measures euclidean distance between L2-normalised features (the cosine
+geometry retrieval uses) or between the raw features; `soft` replaces the hinge with the
+soft margin log(1 + exp(d_ap - d_an)), which keeps a gradient when every triplet sits at the margin.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch
 
 from core.config import knob
 from core.losses.base import Loss
+from core.losses.functional import triplet_loss
 from core.losses.registry import register
 
 
@@ -21,23 +25,14 @@ class TripletConfig:
     weight: float = knob(0.0, check="non_negative")
     margin: float = knob(0.3, check="non_negative", at_most=4.0, label="margin")
     mining: Literal["batch_hard", "semihard", "all"] = knob("batch_hard", label="mining")
+    normalize: bool = knob(True, label="L2-normalised distance")
+    soft: bool = knob(False, label="soft margin")
 
 
 @register("triplet", "Triplet", TripletConfig, order=2)
 class Triplet(Loss):
     reads = "feat"
 
-    def __init__(self, cfg: TripletConfig, num_classes: int, dim: int) -> None:
-        super().__init__(cfg, num_classes, dim)
-        from pytorch_metric_learning.losses import TripletMarginLoss
-        from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
-
-        self.loss = TripletMarginLoss(margin=cfg.margin)
-        if cfg.mining == "batch_hard":
-            self.miner = BatchHardMiner()
-        else:
-            self.miner = TripletMarginMiner(margin=cfg.margin, type_of_triplets=cfg.mining)
-
     def forward(self, outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
-        feat = outputs[self.reads].float()
-        return self.loss(feat, labels, self.miner(feat, labels))
+        cfg = self.cfg
+        return triplet_loss(outputs[self.reads].float(), labels, cfg.margin, cfg.mining, cfg.normalize, cfg.soft)

@@ -229,6 +229,7 @@ def _load_weights(model: torch.nn.Module, path: str, name: str) -> None:
             raise ModelError(f"{path}: not a plain weights file (it holds pickled objects, which could run "
                              "code and are never loaded); save a state dict as .safetensors") from None
         first = text.splitlines()[0][:200] if text else type(exc).__name__
-        if isinstance(exc, (RuntimeError, KeyError)) and ("state_dict" in text or "size mismatch" in text):
+        if isinstance(exc, (AssertionError, KeyError)) or (
+                isinstance(exc, RuntimeError) and ("state_dict" in text or "size mismatch" in text)):
             raise ModelError(f"{path}: weights do not fit backbone {name} ({first})") from None
         raise ModelError(f"{path}: not an open_clip weights file for {name} ({first})") from None

@@ -54,6 +54,11 @@ def cancel_on_signals() -> Iterator[CancelFlag]:
             signal.signal(s, handler)
 
 
+def _not_library_chatter(record: logging.LogRecord) -> bool:
+    """open_clip logs every model and tokenizer it builds at INFO through the root logger: keep its warnings only."""
+    return record.levelno >= logging.WARNING or "open_clip" not in record.pathname
+
+
 @contextmanager
 def run_logging(run: RunDir) -> Iterator[logging.Logger]:
     """Python logging to the run's train.log and to stderr while the run lives."""
@@ -61,6 +66,7 @@ def run_logging(run: RunDir) -> Iterator[logging.Logger]:
     handlers = [logging.FileHandler(run.log_path), logging.StreamHandler(sys.stderr)]
     for handler in handlers:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.addFilter(_not_library_chatter)
         root.addHandler(handler)
     level = root.level
     root.setLevel(logging.INFO)

@@ -17,7 +17,7 @@ from core.config import Config, eval_target, train_target
 from core.data.augment import DeviceAugment
 from core.data.prepare import ensure_dataset
 from core.data.protocols import load_protocol
-from core.data.samplers import make_sampler
+from core.data.samplers import epoch_rows, make_sampler
 from core.data.split import load_split
 from core.device import autocast, resolve_device
 from core.errors import TrainingError
@@ -188,14 +188,16 @@ class Trainer:
         self.loss.train()
         steps = len(self.sampler)
         generator = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch)
+        # The epoch's rows [steps, batch] and augmentation parameters reach the device in one copy each.
+        rows = epoch_rows(self.sampler, epoch, self.device)
+        plan = self.augment.draw(tuple(rows.shape), tuple(self.train.images.shape[1:3]), generator).to(self.device)
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         meter = Meter()
-        for i, rows in enumerate(self.sampler.epoch(epoch)):
+        for i in range(steps):
             step = (epoch - 1) * steps + i
             apply(self.optimizer, lr_factor(step, steps, cfg.train.epochs, cfg.optim))
-            rows = rows.to(self.device)
-            images = self.augment(self.train.images[rows], generator)
-            labels = self.train.labels[rows]
+            images = self.augment.apply(self.train.images[rows[i]], plan[i])
+            labels = self.train.labels[rows[i]]
             with autocast(self.device, cfg.train.amp):
                 outputs = self.forward(images)
             total, parts = self.loss(outputs, labels)
@@ -207,7 +209,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
             self.optimizer.step()
             self.loss.step_own(self.loss_optimizers)
-            meter.add(total, parts, len(rows), step + 1)
+            meter.add(total, parts, rows.shape[1], step + 1)
             if (i + 1) % cfg.train.log_every == 0 or i + 1 == steps:
                 self._log_train(epoch, step + 1, meter)
             self.cancel.check()

@@ -6,14 +6,14 @@ import torch
 from PIL import Image
 
 from bench.reference_pipeline import ReferenceLoop, encoder_with_head, make_loader, reference_transform
-from core.data.augment import CLIP_MEAN, CLIP_STD
+from core.model.preprocess import Preprocess
 
 
 def test_transform_resizes_crops_and_normalises_like_the_published_code():
     grey = Image.fromarray(np.full((120, 160, 3), 128, dtype=np.uint8))
     out = reference_transform((64, 64))(grey)
     assert out.shape == (3, 64, 64)
-    expected = [(128 / 255 - m) / s for m, s in zip(CLIP_MEAN, CLIP_STD)]
+    expected = [(128 / 255 - m) / s for m, s in zip(Preprocess().mean, Preprocess().std)]
     assert out.mean(dim=(1, 2)).tolist() == pytest.approx(expected, abs=1e-5)
 
 

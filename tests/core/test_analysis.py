@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.analysis import Embeddings, disagreements, misidentified, query_outcomes
+from core.analysis import disagreements, misidentified, query_outcomes
+from core.runs import Embeddings
 from core.errors import DataError
 from core.runs import RunDir
 
@@ -78,7 +79,7 @@ def test_disagreements_match_queries_by_path():
 
 def test_save_and_load_round_trip(tmp_path):
     run = RunDir(tmp_path)
-    run.write_embeddings(RUN_A.arrays())
+    run.write_embeddings(RUN_A)
     back = Embeddings.load(run.embeddings_path)
     assert back.query_paths.tolist() == RUN_A.query_paths.tolist()
     np.testing.assert_array_equal(back.gallery_features, GALLERY)
@@ -101,6 +102,6 @@ def test_load_rejects_missing_and_incomplete_files(tmp_path):
 
 def test_load_rejects_mismatched_lengths(tmp_path):
     bad = Embeddings(**{**RUN_A.__dict__, "query_paths": RUN_A.query_paths[:2]})
-    RunDir(tmp_path).write_embeddings(bad.arrays())
+    RunDir(tmp_path).write_embeddings(bad)
     with pytest.raises(DataError, match="embeddings.npz: query_paths has 2 entries for 4 query features"):
         Embeddings.load(tmp_path / "embeddings.npz")

@@ -32,8 +32,28 @@ def test_positives_at_ranks_2_and_4_of_5():
     assert m["rank5"] == 1.0
     assert m["mAP"] == pytest.approx((1 / 2 + 2 / 4) / 2)
     assert m["mINP"] == pytest.approx(2 / 4)
+    # papers' trapezoid AP: per positive, the mean of the precision just before its rank and at it:
+    # rank 2: (0/1 + 1/2) / 2; rank 4: (1/3 + 2/4) / 2
+    assert m["mAP_trapezoid"] == pytest.approx(((0 + 1 / 2) / 2 + (1 / 3 + 2 / 4) / 2) / 2)
     assert m["skipped_queries"] == 0
-    assert set(m) == {"rank1", "rank5", "rank10", "rank20", "mAP", "mINP", "skipped_queries"}
+    assert set(m) == {"rank1", "rank5", "rank10", "rank20", "mAP", "mAP_trapezoid", "mINP", "skipped_queries"}
+
+
+def test_trapezoid_ap_counts_precision_one_before_a_first_rank_hit():
+    scores = [0.9, 0.8, 0.7, 0.6]
+    m = retrieval_metrics(QUERY, [7], gallery_with_scores(scores), [7, 1, 7, 2])  # hits at ranks 1 and 3
+    assert m["mAP"] == pytest.approx((1 + 2 / 3) / 2)
+    assert m["mAP_trapezoid"] == pytest.approx(((1 + 1) / 2 + (1 / 2 + 2 / 3) / 2) / 2)
+
+
+def test_one_gallery_image_per_identity_gives_the_papers_relation():
+    # each query has one true match, at rank r: AP = 1/r, trapezoid AP = 1 at rank 1, else 1/(2r)
+    rng = np.random.default_rng(3)
+    gallery, queries = rng.normal(size=(12, 6)), rng.normal(size=(30, 6))
+    gl, ql = np.arange(12), rng.integers(0, 12, 30)
+    m = retrieval_metrics(queries, ql, gallery, gl)
+    assert m["mAP_trapezoid"] == pytest.approx((m["rank1"] + m["mAP"]) / 2)
+    assert m["mAP"] == pytest.approx(m["mINP"])
 
 
 def test_single_match_at_rank_3():
@@ -85,7 +105,8 @@ def test_numpy_and_torch_inputs_agree_and_string_labels_work():
 def test_empty_query_set_and_no_usable_query_give_zeros():
     gallery = gallery_with_scores([0.9, 0.8])
     empty = retrieval_metrics(np.zeros((0, 2)), [], gallery, [1, 2])
-    assert empty == {"rank1": 0.0, "rank5": 0.0, "rank10": 0.0, "rank20": 0.0, "mAP": 0.0, "mINP": 0.0, "skipped_queries": 0}
+    assert empty == {"rank1": 0.0, "rank5": 0.0, "rank10": 0.0, "rank20": 0.0, "mAP": 0.0, "mAP_trapezoid": 0.0,
+                     "mINP": 0.0, "skipped_queries": 0}
     none = retrieval_metrics(np.repeat(QUERY, 2, axis=0), [5, 6], gallery, [1, 2])
     assert none["skipped_queries"] == 2 and none["mAP"] == 0.0
 
@@ -116,7 +137,7 @@ def brute_force(qf: np.ndarray, ql, gf: np.ndarray, gl, ranks=(1, 5, 10, 20)) ->
         return [x / n for x in v]
 
     gallery = [unit(list(map(float, g))) for g in gf]
-    aps, inps, first_ranks, skipped = [], [], [], 0
+    aps, trapezoids, inps, first_ranks, skipped = [], [], [], [], 0
     for q, label in zip(qf, ql):
         q = unit(list(map(float, q)))
         sims = [sum(a * b for a, b in zip(q, g)) for g in gallery]
@@ -126,11 +147,14 @@ def brute_force(qf: np.ndarray, ql, gf: np.ndarray, gl, ranks=(1, 5, 10, 20)) ->
             skipped += 1
             continue
         aps.append(sum((n + 1) / r for n, r in enumerate(hit_ranks)) / len(hit_ranks))
+        trapezoids.append(sum(((n / (r - 1) if r > 1 else 1.0) + (n + 1) / r) / 2
+                              for n, r in enumerate(hit_ranks)) / len(hit_ranks))
         inps.append(len(hit_ranks) / hit_ranks[-1])
         first_ranks.append(hit_ranks[0])
     used = max(len(aps), 1)
     out = {f"rank{k}": sum(r <= k for r in first_ranks) / used for k in ranks}
-    return out | {"mAP": sum(aps) / used, "mINP": sum(inps) / used, "skipped_queries": skipped}
+    return out | {"mAP": sum(aps) / used, "mAP_trapezoid": sum(trapezoids) / used, "mINP": sum(inps) / used,
+                  "skipped_queries": skipped}
 
 
 def random_case(seed: int, quantised: bool):

@@ -10,7 +10,7 @@ import pytest
 from scipy.spatial.distance import pdist
 
 import core.projections as projections
-from core.analysis import Embeddings
+from core.runs import Embeddings
 from core.errors import ConfigError, DataError
 from core.projections import cached_projection, load_projection, methods, project
 from core.runs import RunDir
@@ -64,7 +64,7 @@ def write_run(tmp_path) -> RunDir:
         query_features=x[q], query_labels=labels[q], query_paths=names[q], query_identities=labels[q].astype(str),
         query_aspects=np.array(["dorsal_r"] * 6), gallery_features=x[g], gallery_labels=labels[g],
         gallery_paths=names[g], gallery_identities=labels[g].astype(str), gallery_aspects=np.array(["palmar_l"] * 6),
-    ).arrays()
+    )
     run = RunDir(tmp_path)
     run.write_embeddings(arrays)
     return run

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.analysis import Embeddings, disagreements
+from core.analysis import disagreements
+from core.runs import Embeddings
 from dashboard.views.compare import config_diff
 from jobs import api as jobs
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.analysis import Embeddings
+from core.runs import Embeddings
 from core.errors import DataError
 from core.projections import projection_path
 from core.runs import RunDir

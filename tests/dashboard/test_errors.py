@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from core.analysis import Embeddings, misidentified
+from core.analysis import misidentified
+from core.runs import Embeddings
 from core.runs import RunDir
 
 
@@ -79,7 +80,7 @@ def perfect_run(trained_root, tmp_path, monkeypatch):
     arrays = Embeddings.load(run.embeddings_path).arrays()
     first = {label: i for i, label in reversed(list(enumerate(arrays["gallery_labels"])))}
     arrays["query_features"] = arrays["gallery_features"][[first[label] for label in arrays["query_labels"]]]
-    run.write_embeddings(arrays)
+    run.write_embeddings(Embeddings(**arrays))
     monkeypatch.setenv("HANDID_CHECKPOINTS", str(root))
     return root
 

@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from core.config import AugmentConfig
-from core.data.augment import CLIP_MEAN, CLIP_STD, DeviceAugment, eval_batch, hflip
+from core.data.augment import DeviceAugment, eval_batch, hflip
+from core.model.preprocess import Preprocess
+
+PRE = Preprocess()  # OpenAI CLIP's mean and std
+CLIP_MEAN, CLIP_STD = PRE.mean, PRE.std
 
 OFF = dict(crop="none", flip=0.0, color_jitter=0.0, erasing=0.0)
 
@@ -20,13 +24,13 @@ def normalised(value: float, channel: int) -> float:
 
 
 def run(cfg: AugmentConfig, batch: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    return DeviceAugment(cfg)(batch, torch.Generator().manual_seed(seed))
+    return DeviceAugment(cfg, PRE)(batch, torch.Generator().manual_seed(seed))
 
 
 def test_eval_batch_is_clip_normalisation_in_nchw():
     batch = torch.zeros(1, 2, 3, 3, dtype=torch.uint8)
     batch[0, 0, 0] = torch.tensor([255, 0, 51], dtype=torch.uint8)
-    out = eval_batch(batch)
+    out = eval_batch(batch, PRE)
     assert out.shape == (1, 3, 2, 3) and out.dtype == torch.float32
     expected = [normalised(1.0, 0), normalised(0.0, 1), normalised(0.2, 2)]
     assert out[0, :, 0, 0].tolist() == pytest.approx(expected, abs=1e-6)
@@ -35,14 +39,14 @@ def test_eval_batch_is_clip_normalisation_in_nchw():
 
 def test_with_everything_off_training_equals_evaluation():
     batch = images()
-    assert torch.allclose(run(AugmentConfig(**OFF), batch), eval_batch(batch), atol=1e-5)
+    assert torch.allclose(run(AugmentConfig(**OFF), batch), eval_batch(batch, PRE), atol=1e-5)
 
 
 def test_flip_one_mirrors_every_image():
     batch = images()
     out = run(AugmentConfig(**{**OFF, "flip": 1.0}), batch)
-    assert torch.allclose(out, hflip(eval_batch(batch)), atol=1e-5)
-    assert torch.equal(hflip(eval_batch(batch))[..., 0], eval_batch(batch)[..., -1])
+    assert torch.allclose(out, hflip(eval_batch(batch, PRE)), atol=1e-5)
+    assert torch.equal(hflip(eval_batch(batch, PRE))[..., 0], eval_batch(batch, PRE)[..., -1])
 
 
 def test_pad_crop_shifts_by_whole_pixels_filling_black():
@@ -62,7 +66,7 @@ def test_pad_crop_shifts_by_whole_pixels_filling_black():
 def test_resized_crop_stays_inside_the_image():
     grey = torch.full((8, 16, 16, 3), 128, dtype=torch.uint8)
     out = run(AugmentConfig(**{**OFF, "crop": "resized", "crop_scale": 0.3}), grey)
-    assert torch.allclose(out, eval_batch(grey), atol=1e-4)  # no black border ever appears
+    assert torch.allclose(out, eval_batch(grey, PRE), atol=1e-4)  # no black border ever appears
 
 
 def test_random_erasing_zeroes_one_rectangle_of_2_to_33_percent():
@@ -96,11 +100,11 @@ def test_same_seed_same_batch_other_seed_other_batch():
 
 
 def test_memory_format_is_honoured():
-    out = DeviceAugment(AugmentConfig(), torch.channels_last)(images(), torch.Generator().manual_seed(0))
+    out = DeviceAugment(AugmentConfig(), PRE, torch.channels_last)(images(), torch.Generator().manual_seed(0))
     assert out.is_contiguous(memory_format=torch.channels_last)
-    assert eval_batch(images()).is_contiguous()
+    assert eval_batch(images(), PRE).is_contiguous()
 
 
 def test_rejects_anything_but_uint8_nhwc():
     with pytest.raises(ValueError, match="uint8"):
-        eval_batch(torch.zeros(2, 3, 8, 8))
+        eval_batch(torch.zeros(2, 3, 8, 8), PRE)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data.protocols import Protocol, build_protocol, protocol_names
-from core.data.layouts import read_table
+from core.data.layouts import protocol_names, read_table
+from core.data.protocols import Protocol, build_protocol
 from core.errors import DataError
 
 SUBSETS = ("dorsal_r", "dorsal_l", "palmar_r", "palmar_l")
@@ -23,19 +23,26 @@ def elevenk_table(identities: dict[str, int], images: int = 4) -> pd.DataFrame:
         for subject in range(3, 3 + 7 * count, 7)
         for k in range(images + 1)
     ]
-    return pd.DataFrame(rows).sort_values("path").reset_index(drop=True)
+    return tagged(pd.DataFrame(rows).sort_values("path").reset_index(drop=True), "11k")
+
+
+def tagged(table: pd.DataFrame, layout: str) -> pd.DataFrame:
+    """A table built by hand, tagged with its layout as the readers tag theirs."""
+    table.attrs["layout"] = layout
+    return table
 
 
 def hd_table(target_images: list[int], extra_images: list[int]) -> pd.DataFrame:
-    """An HD-shaped table: subject i of 1-501 has target_images[i] images, 502-712 likewise."""
+    """An HD-shaped table: subject i of 1-501 has target_images[i] images, 502-712 likewise (the
+    reader's identities: the file number, plus 1000 in 502-712)."""
     rows = [
-        {"path": f"/hd/{group}/{subject}_{k}.jpg", "identity": str(subject), "subject": str(subject),
+        {"path": f"/hd/{group}/{number}_{k}.jpg", "identity": str(number + offset), "subject": str(number + offset),
          "aspect": "dorsal", "group": group}
-        for group, first, counts in (("1-501", 1, target_images), ("502-712", len(target_images) + 1, extra_images))
-        for subject, count in enumerate(counts, start=first)
+        for group, offset, counts in (("1-501", 0, target_images), ("502-712", 1000, extra_images))
+        for number, count in enumerate(counts, start=1)
         for k in range(count)
     ]
-    return pd.DataFrame(rows).sort_values("path").reset_index(drop=True)
+    return tagged(pd.DataFrame(rows).sort_values("path").reset_index(drop=True), "hd")
 
 
 def split_counts(protocol: Protocol) -> tuple[int, int]:
@@ -116,7 +123,7 @@ def test_hd_real_counts_give_published_gallery_and_queries() -> None:
 
 def test_default_protocol_splits_own_identities_only() -> None:
     rows = [{"path": f"/f/{p}_{k}.jpg", "identity": p, "subject": p, "aspect": ""} for p in "edcba" for k in range(3)]
-    protocol = build_protocol(pd.DataFrame(rows), "default", runs=2)
+    protocol = build_protocol(tagged(pd.DataFrame(rows), "folder"), "default", runs=2)
     assert protocol.class_names == ["a", "b", "c"]
     assert (protocol.test["role"] == "target").all() and sorted(protocol.test["identity"].unique()) == ["d", "e"]
     assert protocol.describe(1) == {
@@ -127,7 +134,7 @@ def test_default_protocol_splits_own_identities_only() -> None:
 def test_single_image_train_identity_stays_in_train() -> None:
     rows = [{"path": f"/f/{p}_{k}.jpg", "identity": p, "subject": p, "aspect": ""}
             for p, n in zip("abcd", (1, 2, 2, 2)) for k in range(n)]
-    protocol = build_protocol(pd.DataFrame(rows), "default")
+    protocol = build_protocol(tagged(pd.DataFrame(rows), "folder"), "default")
     assert protocol.train["identity"].tolist() == ["a", "b"] and protocol.val["identity"].tolist() == ["b"]
 
 
@@ -142,10 +149,27 @@ def test_same_seed_same_runs_other_seed_other_draws() -> None:
 
 def test_protocol_names_and_errors(elevenk_root, hd_root) -> None:
     assert protocol_names(read_table("11k", elevenk_root)) == [*SUBSETS, "default"]
-    assert protocol_names("hd", read_table("hd", hd_root)) == ["hd", "default"]
+    assert protocol_names(read_table("hd", hd_root)) == ["hd", "default"]
+    assert protocol_names("synthetic") == [*SUBSETS, "default", "hd"]
     assert protocol_names("folder") == ["default"]
     with pytest.raises(DataError, match="valid: dorsal_r, dorsal_l, palmar_r, palmar_l, default"):
         build_protocol(read_table("11k", elevenk_root), "dorsal")
     three = pd.DataFrame([{"path": f"/f/{p}.jpg", "identity": p, "subject": p, "aspect": ""} for p in "abc"])
     with pytest.raises(DataError, match="2 train / 1 test"):
-        build_protocol(three, "default")
+        build_protocol(tagged(three, "folder"), "default")
+    with pytest.raises(DataError, match="no layout recorded"):
+        build_protocol(three.copy().pipe(lambda t: setattr(t, "attrs", {}) or t), "default")
+
+
+def test_a_protocol_without_any_possible_query_is_refused() -> None:
+    once = pd.DataFrame([{"path": f"/f/{p}_{k}.jpg", "identity": p, "subject": p, "aspect": ""}
+                         for p, n in zip("abcd", (2, 2, 1, 1)) for k in range(n)])
+    with pytest.raises(DataError, match="every test identity has one image, so no query"):
+        build_protocol(tagged(once, "folder"), "default")
+
+
+def test_hd_numbers_shared_by_both_groups_are_two_people() -> None:
+    table = hd_table([3] * 4, [3] * 4)  # 502-712 numbered 1..4 too, as on the real data
+    default = build_protocol(table, "default")
+    assert default.num_classes + default.test["identity"].nunique() == 8  # not 4 merged people
+    assert {"1", "1001"} <= set(table["identity"])

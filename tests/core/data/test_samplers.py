@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core.config import SamplerConfig
-from core.data.samplers import PKBatches, RandomBatches, make_sampler
+from core.data.samplers import PKBatches, RandomBatches, epoch_rows, make_sampler
 from core.errors import DataError
 
 # 5 identities: 0 has 6 images, 1 has 4, 2 has 3, 3 has 2, 4 has 1 (16 rows)
@@ -77,3 +77,10 @@ def test_make_sampler_picks_the_configured_kind():
     assert isinstance(make_sampler(SamplerConfig(kind="pk", p=2, k=2), LABELS, 64), PKBatches)
     random = make_sampler(SamplerConfig(kind="random"), LABELS, 4, seed=5)
     assert isinstance(random, RandomBatches) and random.batch_size == 4 and random.seed == 5
+
+
+@pytest.mark.parametrize("sampler", [RandomBatches(LABELS, 5, seed=0), PKBatches(LABELS, p=3, k=2, seed=0)])
+def test_epoch_rows_stack_the_epochs_batches_by_step(sampler):
+    rows = epoch_rows(sampler, 2)
+    assert rows.shape == (len(sampler), 5 if isinstance(sampler, RandomBatches) else 6) and rows.dtype == torch.int64
+    assert [r.tolist() for r in rows] == [b.tolist() for b in sampler.epoch(2)]

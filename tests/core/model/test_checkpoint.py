@@ -1,14 +1,19 @@
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
 from core.errors import ModelError
 from core.model.checkpoint import (
-    init_from, load_metadata, load_model_state, load_tensors, save_model, save_tensors,
+    init_from, load_checkpoint_model, load_metadata, load_model_state, load_tensors, load_training_state, save_model,
+    save_tensors,
 )
 from core.model.handid import is_text_encoder_key
+from core.runs import CheckpointMeta
 
-META = {"backbone": "HandID-Tiny", "image_size": [64, 64], "num_classes": 3, "class_names": ["a", "b", "c"]}
+META = CheckpointMeta(backbone="HandID-Tiny", image_size=(64, 64), class_names=["a", "b", "c"])
 
 
 def test_model_round_trip_without_text_encoder(model, make_model, tmp_path):
@@ -42,7 +47,7 @@ def test_missing_and_foreign_files_are_model_errors(tmp_path):
 def test_init_from_copies_encoder_and_fitting_heads_only(make_model, tmp_path):
     source = make_model(num_classes=3)
     path = tmp_path / "stage1.safetensors"
-    save_model(source, path)
+    save_model(source, path, META)
     target = make_model(num_classes=5)
     text_before = {k: v.clone() for k, v in target.state_dict().items() if is_text_encoder_key(k)}
     prompts_before = target.text_classifier.text.clone()
@@ -96,14 +101,36 @@ def test_adam_state_resume_matches_uninterrupted_run(tmp_path):
     first, first_opt = make()
     for batch in data[:2]:
         step(first, first_opt, batch)
-    save_model(first, tmp_path / "last.safetensors")
-    save_tensors(first_opt.state_dict(), tmp_path / "optim.safetensors")
+    save_model(first, tmp_path / "last.safetensors", META, state={"epoch": 2, "optimizer": first_opt.state_dict()})
 
     resumed, resumed_opt = make()
-    resumed.load_state_dict(load_model_state(tmp_path / "last.safetensors"))
-    resumed_opt.load_state_dict(load_tensors(tmp_path / "optim.safetensors"))
+    resumed.load_state_dict(load_model_state(tmp_path / "last.safetensors"))  # the state is not part of the weights
+    state = load_training_state(tmp_path / "last.safetensors")
+    assert state["epoch"] == 2
+    resumed_opt.load_state_dict(state["optimizer"])
     assert resumed_opt.param_groups[0]["betas"] == (0.8, 0.95)
     for batch in data[2:]:
         step(resumed, resumed_opt, batch)
     for a, b in zip(net.parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_odd_metadata_is_one_line_error_naming_the_file(tmp_path):
+    path = tmp_path / "odd.safetensors"
+    for meta, message in (({"feature": "__class__"}, "feature '__class__' is not one of pre_bn, post_bn"),
+                          ({"image_size": ["a", "b"]}, r"image_size must be \[height, width\] in pixels"),
+                          ({"class_names": "abc"}, "class_names must be a list of text")):
+        save_file({"w": torch.zeros(1)}, str(path), metadata={"handid": json.dumps({**META.to_json(), **meta})})
+        with pytest.raises(ModelError, match=f"odd.safetensors: .*{message}"):
+            load_checkpoint_model(path)
+
+
+def test_a_checkpoint_rebuilds_its_model_with_its_preprocessing(model, tmp_path):
+    path = tmp_path / "best.safetensors"
+    meta = CheckpointMeta(backbone="HandID-Tiny", image_size=(64, 64), class_names=["a", "b", "c"],
+                          mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear")
+    save_model(model, path, meta)
+    rebuilt, read = load_checkpoint_model(path)
+    assert read == meta
+    assert (rebuilt.preprocess.mean, rebuilt.preprocess.std, rebuilt.preprocess.interpolation) == (
+        (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bilinear")
