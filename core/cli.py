@@ -13,6 +13,7 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
     """Run `main`, turning a HandIDError (or a missing file) into `error: ...` and exit 2."""
     try:
         code = main(argv)
+        sys.stdout.flush()  # inside the handlers: a reader that went away surfaces here, not at exit
     except HandIDError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2

@@ -72,6 +72,8 @@ def ensure_scheduler(root: str | Path | None = None) -> bool:
     for proc in list(_spawned):
         if proc.poll() is not None:
             _spawned.remove(proc)
+    if any(proc.args[-1] == str(root) for proc in _spawned):
+        return False  # one this process started is still starting up (imports take seconds): it takes the lock
     try:
         fh = _try_lock(root)
     except OSError as exc:

@@ -23,6 +23,8 @@ def test_bad_input_is_one_error_line_with_exit_code_2(root):
                  ["sweep", "--config", DEMO, "--grid", "optim.nope=1,2"],
                  ["sweep", "--config", DEMO, "--grid", "optim.lr="],
                  ["show", "20260101-000000-000000"],
+                 ["show", "../other/20260101-000000-000000"],
+                 ["submit", "--config", DEMO, "--set", "model.backbone=ViT-X-99"],
                  ["submit", "--config", DEMO, "--after", "20260101-000000-000000"]):
         done = _cli(*args)
         assert done.returncode == 2, args
@@ -39,9 +41,25 @@ def test_list_show_and_cancel(root, capsys):
                                                                    (first, "alpha", "queued")]
     assert main(["list"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["id", "name", "state", "progress", "rank1", "mAP", "created", "started", "ended",
-                                "sweep"]
+    assert table[0].split() == ["id", "name", "state", "progress", "rank1", "mAP", "sel", "mAP", "sel", "epoch",
+                                "created", "ended", "sweep"]
     assert first in table[2] and "0/3" in table[2]
     assert main(["cancel", first]) == 0
     assert main(["show", first]) == 0
     assert "state: cancelled" in capsys.readouterr().out.splitlines()
+
+
+def test_a_whole_sweep_is_cancelled_at_once(root, capsys):
+    ids = api.sweep(DEMO, {"optim.lr": [1e-3, 5e-4, 1e-4]}, start_scheduler=False)
+    sweep_id = api.get_run(ids[0]).sweep_id
+    assert main(["cancel", "--sweep", sweep_id]) == 0
+    assert sorted(capsys.readouterr().out.split()) == sorted([f"{i}:" for i in ids] + ["cancelled"] * 3)
+    assert {api.get_run(i).state for i in ids} == {"cancelled"}
+
+
+def test_a_closed_pipe_is_not_an_error(root):
+    api.submit(DEMO, start_scheduler=False)
+    api.submit(DEMO, start_scheduler=False)
+    done = subprocess.run(f"{sys.executable} -m jobs list | head -1", shell=True, capture_output=True, text=True,
+                          env=child_env(), timeout=120)
+    assert done.stdout.startswith("id ") and done.stderr == ""

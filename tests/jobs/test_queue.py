@@ -5,8 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from core.runs import RunDir
 from jobs.process import child_env
-from jobs.queue import Job, Queue, new_id, new_ids, resolve_root
+from jobs.queue import Job, JobError, Queue, check_run_id, new_id, new_ids, resolve_root
 
 CONCURRENT_SUBMIT = """
 import sys
@@ -32,16 +35,34 @@ def test_root_comes_from_argument_then_environment(monkeypatch, tmp_path):
     assert resolve_root() == tmp_path / "env"
 
 
-def test_rows_round_trip_and_updates_respect_state(root):
+def test_rows_round_trip_and_a_claim_is_taken_once(root):
     queue = Queue()
     job = Job(id="20260101-000000-abcdef", path=str(root / "x"), argv=["-m", "core.train"], cwd="/",
               created=1.0, overrides={"optim.lr": 1e-4})
     queue.insert([job])
     assert queue.get(job.id) == job
     assert (root / "queue.sqlite").exists()
-    assert queue.update(job.id, only_if=("running",), state="failed") is False
-    assert queue.update(job.id, only_if=("queued",), state="running", pid=123) is True
-    assert [j.pid for j in queue.with_state("running")] == [123]
+    assert queue.claim(job.id, attempt=0, slot="cpu0", at=2.0) is True
+    assert queue.claim(job.id, attempt=0, slot="cpu1", at=2.0) is False  # another claim won that attempt
+    row = queue.get(job.id)
+    assert (row.attempt, row.slot, row.started) == (1, "cpu0", 2.0)
+
+
+def test_a_cancel_request_blocks_the_next_claim_until_cleared(root):
+    queue = Queue()
+    queue.insert([Job(id="a", path=str(root / "a"), argv=[], cwd="/"), Job(id="b", path=str(root / "b"), argv=[], cwd="/")])
+    before = queue.request_cancel(["a", "b"], at=5.0)
+    assert [j.cancel_requested for j in before] == [None, None]
+    queue.request_cancel(["a"], at=9.0)
+    assert queue.get("a").cancel_requested == 5.0  # the first request keeps its time
+    assert queue.claim("a", attempt=0, slot="cpu0", at=6.0) is False
+    assert queue.clear_cancel("a") and queue.claim("a", attempt=0, slot="cpu0", at=6.0) is True
+
+
+@pytest.mark.parametrize("bad", ["../other", "a/b", "..", "", ".hidden", "x" * 300])
+def test_run_ids_that_could_leave_the_root_are_refused(bad):
+    with pytest.raises(JobError, match="is not a run id"):
+        check_run_id(bad)
 
 
 def test_twenty_concurrent_submits_from_four_processes_queue_each_run_once(root):
@@ -55,8 +76,9 @@ def test_twenty_concurrent_submits_from_four_processes_queue_each_run_once(root)
         printed += out.split()
     rows = Queue().all()
     assert len(printed) == 20 and sorted(printed) == sorted(j.id for j in rows)
-    assert sorted(j.name for j in rows) == sorted(f"p{n}-{i}" for n in range(4) for i in range(5))
-    assert all(j.state == "queued" for j in rows)
+    statuses = [RunDir.at(j.path).read_status() for j in rows]
+    assert sorted(s.name for s in statuses) == sorted(f"p{n}-{i}" for n in range(4) for i in range(5))
+    assert all(s.state == "queued" for s in statuses)
     folders = [p for p in root.iterdir() if p.is_dir()]
     assert sorted(p.name for p in folders) == sorted(printed)
     assert all((p / "config.yaml").exists() and (p / "status.json").exists() for p in folders)

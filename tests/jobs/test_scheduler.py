@@ -43,18 +43,30 @@ def test_a_run_outlives_a_killed_scheduler_and_the_next_one_records_it(root, tin
     assert process.is_running(job.pid, job.argv)
     assert ensure_scheduler(root) is True
     assert wait_for(lambda: scheduler_pid(root), 60, "a new scheduler") != first
-    wait_for(lambda: Queue().get(run_id).state != "running", 240, "the new scheduler to record the end")
-    job = Queue().get(run_id)
-    assert (job.state, job.attempt) == ("succeeded", 1), job.error
-    assert run.read_status()["state"] == "succeeded"
-    assert process.cmdline(job.pid) is None or not process.is_running(job.pid, job.argv)
+    wait_for(lambda: run.read_status().state != "running", 240, "the run to end")
+    job, status = Queue().get(run_id), run.read_status()
+    assert (status.state, job.attempt) == ("succeeded", 1), status.error
+    wait_for(lambda: not process.is_running(job.pid, job.argv), 60, "the trainer to exit after its final state")
+
+
+@pytest.mark.slow
+def test_queued_runs_left_by_a_killed_scheduler_start_on_the_next_jobs_list(root, tiny, wait_for):
+    first = api.submit(DEMO, {**tiny, "train.epochs": 3})
+    second = api.submit(DEMO, tiny)  # waits for the one CPU slot
+    wait_for(lambda: api.get_run(first).state == "running", 240, "the first run to start")
+    os.kill(scheduler_pid(root), signal.SIGKILL)
+    wait_for(lambda: scheduler_pid(root) is None, 10, "the killed scheduler's lock to be released")
+    api.list_runs()  # any reader restarts a scheduler while runs wait
+    assert wait_for(lambda: scheduler_pid(root), 60, "a scheduler started by the listing")
+    info = wait_for(lambda: (i := api.get_run(second)).state in ("succeeded", "failed") and i, 480, "the second run")
+    assert info.state == "succeeded", info.error
 
 
 
 def _queue_command(root: Path, code: str, kind: str) -> str:
     """A queue row whose process is `python -c CODE`: a stand-in with a behaviour the trainer lacks."""
     run = RunDir.at(root / "stand-in").create()
-    run.update_status(state="queued")
+    run.update_status(state="queued", kind=kind)
     Queue().insert([Job(id="stand-in", path=str(run.path), argv=["-c", code], cwd=str(root), kind=kind,
                         created=0.0)])
     return "stand-in"
