@@ -11,7 +11,7 @@ order. No same-camera filtering is applied (the hand protocols have no cameras).
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -70,9 +70,12 @@ def _ranked_chunks(q: torch.Tensor, g: torch.Tensor) -> Iterator[tuple[int, torc
     """(first query row, sorted similarities, gallery order) per chunk of queries."""
     step = max(1, _CHUNK_ELEMENTS // max(g.shape[0], 1))
     for start in range(0, q.shape[0], step):
-        sims = q[start : start + step] @ g.T
-        sorted_sims, order = torch.sort(sims, dim=1, descending=True, stable=True)
-        yield start, sorted_sims, order
+        yield (start, *_ranked(q[start : start + step] @ g.T))
+
+
+def _ranked(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores sorted descending per row and the gallery order, by the module's tie rule (stable)."""
+    return torch.sort(scores, dim=1, descending=True, stable=True)
 
 
 def ranked_gallery(
@@ -110,16 +113,44 @@ def retrieval_metrics(
     positive. Queries whose label has no gallery match are left out of every mean and
     counted in `skipped_queries`; with no usable query every metric is 0.
     """
+    q, g = _pair(query_features, gallery_features)
+    orders = ((start, order) for start, _, order in _ranked_chunks(q, g))
+    return _score_rankings(orders, query_labels, gallery_labels, q.shape[0], g.shape[0], q.device, ranks)
+
+
+def retrieval_metrics_from_scores(
+    scores: ArrayLike, query_labels: ArrayLike, gallery_labels: ArrayLike, ranks: Sequence[int] = (1, 5, 10, 20)
+) -> dict:
+    """`retrieval_metrics` of a given [Q, G] score matrix (higher = more similar; pass -distance).
+
+    Same ranking, tie rule, metrics and skipping as `retrieval_metrics`, for rankings that are
+    not a cosine similarity (e.g. k-reciprocal re-ranking, core.rerank).
+    """
+    s = _features(scores, "scores")
+    step = max(1, _CHUNK_ELEMENTS // max(s.shape[1], 1))
+    orders = ((start, _ranked(s[start : start + step])[1]) for start in range(0, s.shape[0], step))
+    return _score_rankings(orders, query_labels, gallery_labels, s.shape[0], s.shape[1], s.device, ranks)
+
+
+def _score_rankings(
+    orders: Iterable[tuple[int, torch.Tensor]],
+    query_labels: ArrayLike,
+    gallery_labels: ArrayLike,
+    nq: int,
+    ng: int,
+    device: torch.device,
+    ranks: Sequence[int],
+) -> dict:
+    """CMC, mAP and mINP from (first query row, gallery order) chunks covering every query."""
     ranks = [int(r) for r in ranks]
     if any(r < 1 for r in ranks):
         raise ValueError(f"ranks must be >= 1, got {ranks}")
-    q, g = _pair(query_features, gallery_features)
-    ql, gl = _labels(query_labels, gallery_labels, q.shape[0], g.shape[0], q.device)
+    ql, gl = _labels(query_labels, gallery_labels, nq, ng, device)
 
     ap_sum = inp_sum = 0.0
     cmc_hits = [0] * len(ranks)
     used = 0
-    for start, _, order in _ranked_chunks(q, g):
+    for start, order in orders:
         matches = gl[order] == ql[start : start + order.shape[0], None]
         counts = matches.sum(dim=1)
         valid = counts > 0
@@ -127,9 +158,9 @@ def retrieval_metrics(
             continue
         rows, cols = matches.nonzero(as_tuple=True)  # row-major: hits in rank order per query
         first_hit = torch.cumsum(counts, 0) - counts
-        hit_number = torch.arange(rows.shape[0], device=q.device) - first_hit[rows] + 1
+        hit_number = torch.arange(rows.shape[0], device=device) - first_hit[rows] + 1
         precision = hit_number.double() / (cols + 1).double()
-        ap = torch.zeros(counts.shape[0], dtype=torch.float64, device=q.device).index_add_(0, rows, precision)
+        ap = torch.zeros(counts.shape[0], dtype=torch.float64, device=device).index_add_(0, rows, precision)
         ap = ap[valid] / counts[valid].double()
         first_rank = cols[first_hit[valid]] + 1
         last_rank = cols[(first_hit + counts - 1)[valid]] + 1
@@ -145,7 +176,7 @@ def retrieval_metrics(
     out = {f"rank{r}": cmc_hits[i] / denom for i, r in enumerate(ranks)}
     out["mAP"] = ap_sum / denom
     out["mINP"] = inp_sum / denom
-    out["skipped_queries"] = q.shape[0] - used
+    out["skipped_queries"] = nq - used
     return out
 
 
