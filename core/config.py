@@ -135,6 +135,11 @@ class EvalConfig:
     flip: bool = True
     seed: int = 0
     batch_size: int = 256
+    # k-reciprocal re-ranking (core.rerank): also report re-ranked metrics, beside the plain ones.
+    rerank: bool = False
+    rerank_k1: int = 20
+    rerank_k2: int = 6
+    rerank_lambda: float = 0.3
     # Cross protocols: evaluate on another dataset/protocol than the one trained on.
     dataset: str = ""
     root: str = ""
@@ -156,7 +161,7 @@ class Config:
 
 _POSITIVE = {
     "data.synth_identities", "data.synth_images_per_aspect", "sampler.p", "sampler.k", "train.epochs", "train.batch_size",
-    "train.log_every", "eval.runs", "eval.batch_size", "optim.step_size",
+    "train.log_every", "eval.runs", "eval.batch_size", "eval.rerank_k1", "eval.rerank_k2", "optim.step_size",
 }
 _NON_NEGATIVE = {
     "optim.lr", "optim.head_lr", "optim.weight_decay", "optim.momentum", "optim.warmup_epochs",
@@ -165,7 +170,7 @@ _NON_NEGATIVE = {
     "loss.arcface.margin", "loss.arcface.scale", "augment.pad", "eval.every", "train.threads",
 }
 _FRACTIONS = {"loss.ce.label_smoothing", "augment.flip", "augment.erasing", "augment.crop_scale",
-              "augment.color_jitter"}
+              "augment.color_jitter", "eval.rerank_lambda"}
 
 
 BASE_KEY = "base"  # a preset's top-level key naming the preset it extends

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from core.errors import ConfigError, ModelError
-from core.evaluate import evaluate_checkpoint, main
+from core.evaluate import checkpoint_thresholds, evaluate_checkpoint, main
 from core.runs import RunDir
 
 METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
@@ -79,3 +79,30 @@ def test_a_missing_checkpoint_is_a_model_error(run_copy):
 def test_a_folder_without_config_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="config.yaml not found"):
         evaluate_checkpoint(tmp_path)
+
+
+def test_verification_figures_come_with_every_evaluation(run_copy):
+    result = evaluate_checkpoint(run_copy, "last", record=False)
+    verification = result["verification"]
+    assert 0 <= verification["eer"] <= 1 and "tar@far=1e-3_std" in verification
+    assert [p["far_target"] for p in verification["thresholds"]] == [1e-2, 1e-3]
+    assert len(verification["roc"]["far"]) <= 200 and "rerank" not in result
+    assert checkpoint_thresholds(run_copy, "last") == verification["thresholds"]  # run 0's, whatever the run count
+
+
+def test_rerank_is_reported_beside_the_plain_metrics(run_copy, capsys):
+    plain = evaluate_checkpoint(run_copy, "last", record=False)
+    assert main(["--run-dir", str(run_copy), "--checkpoint", "last", "--rerank", "--k1", "5", "--k2", "2",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {k: result[k] for k in METRICS} == {k: plain[k] for k in METRICS}  # untouched
+    rerank = result["rerank"]
+    assert (rerank["k1"], rerank["k2"], rerank["lambda"]) == (5, 2, 0.3)
+    assert all(0 <= rerank[k] <= 1 for k in METRICS) and "mAP_std" in rerank
+    assert main(["--run-dir", str(run_copy), "--checkpoint", "last", "--lambda", "0.5"]) == 0
+    assert "re-ranked (k1 20, k2 6, lambda 0.5)" in capsys.readouterr().out
+
+
+def test_rerank_parameters_are_checked_like_config_values(run_copy):
+    with pytest.raises(ConfigError, match="eval.rerank_lambda"):
+        main(["--run-dir", str(run_copy), "--lambda", "2"])
