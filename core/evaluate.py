@@ -80,10 +80,11 @@ def evaluate_checkpoint(run_dir: str | Path, checkpoint: str = "best", dataset: 
     return result
 
 
-def checkpoint_thresholds(run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> list[dict]:
+def checkpoint_thresholds(run_dir: str | Path, checkpoint: str = "best", flip: bool | None = None,
+                          device: str = "auto") -> list[dict]:
     """The verification thresholds (core.verification's "thresholds": run 0, one per FAR target) of
-    a run's checkpoint on the run's own protocol, with the run's flip setting."""
-    result = evaluate_checkpoint(run_dir, checkpoint, runs=1, device=device, record=False,
+    a run's checkpoint on the run's own protocol (flip defaults to the run's eval.flip)."""
+    result = evaluate_checkpoint(run_dir, checkpoint, runs=1, flip=flip, device=device, record=False,
                                  overrides={"eval.rerank": False})
     return result["verification"]["thresholds"]
 
