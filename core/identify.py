@@ -12,8 +12,8 @@ the training cache resizes them (core.data.cache.decode_image). --images is a fo
 The threshold comes from `--threshold`, or from the verification thresholds recorded in the
 gallery at enrol time (core.verification: the checkpoint's FAR 1e-2 / 1e-3 operating points on
 its own protocol, from the run or from the ONNX metadata). gallery.npz holds plain arrays only
-(no pickles): features, identities, paths, far_targets, thresholds, and `encoder` (JSON: what
-embedded it, so search embeds probes the same way).
+(no pickles): features, identities, paths, and two JSON strings: `thresholds` (core.verification's
+list) and `encoder` (what embedded the gallery, so search embeds probes the same way).
 
 `search --json` prints `{"results": [{"image": PATH, "matches": [{"identity": ID, "score": S},
 ...], "accepted": BOOL}]}`.
@@ -132,26 +132,29 @@ class Gallery:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as fh:
             np.savez(fh, features=self.features.astype(np.float32), identities=self.identities.astype(str),
-                     paths=self.paths.astype(str), far_targets=np.array([t["far_target"] for t in self.thresholds]),
-                     thresholds=np.array([t["threshold"] for t in self.thresholds]), encoder=json.dumps(self.encoder))
+                     paths=self.paths.astype(str), thresholds=json.dumps(self.thresholds), encoder=json.dumps(self.encoder))
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "Gallery":
         """Read a gallery.npz (no pickles); a missing, unreadable or incomplete file raises DataError."""
-        keys = ("features", "identities", "paths", "far_targets", "thresholds", "encoder")
+        keys = ("features", "identities", "paths", "thresholds", "encoder")
         try:
             with np.load(path, allow_pickle=False) as data:
                 missing = [k for k in keys if k not in data.files]
                 if missing:
-                    raise DataError(f"{path}: not a gallery written by core.identify enrol (lacks {', '.join(missing)})")
+                    raise DataError(f"{path}: not a gallery written by core.identify enrol "
+                                    f"(lacks {', '.join(missing)})")
                 arrays = {k: data[k] for k in keys}
         except FileNotFoundError:
             raise DataError(f"gallery not found: {path}") from None
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
             raise DataError(f"{path}: unreadable gallery file ({exc})") from None
-        points = [{"far_target": float(f), "threshold": float(t)} for f, t in zip(arrays["far_targets"], arrays["thresholds"])]
-        return cls(arrays["features"], arrays["identities"], arrays["paths"], points, json.loads(str(arrays["encoder"])))
+        try:
+            thresholds, encoder = json.loads(str(arrays["thresholds"])), json.loads(str(arrays["encoder"]))
+        except json.JSONDecodeError:
+            raise DataError(f"{path}: the gallery's thresholds or encoder record is not valid JSON") from None
+        return cls(arrays["features"], arrays["identities"], arrays["paths"], thresholds, encoder)
 
 
 def enrol(encoder: Encoder, images: str | Path) -> Gallery:
@@ -234,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     search_cmd.add_argument("images", nargs="+", metavar="IMAGE", help="probe images")
     search_cmd.add_argument("--top", type=int, default=5, help="identities listed per probe (default 5)")
     rule = search_cmd.add_mutually_exclusive_group()
-    rule.add_argument("--far", type=float, help=f"accept at the gallery's threshold for this FAR (default {DEFAULT_FAR:g})")
+    rule.add_argument("--far", type=float,
+                      help=f"accept at the gallery's threshold for this FAR (default {DEFAULT_FAR:g})")
     rule.add_argument("--threshold", type=float, help="accept when the top score is at least this cosine similarity")
     search_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_encoder_arguments(search_cmd, required=False)  # default: the encoder that enrolled the gallery

@@ -12,7 +12,8 @@ import pytest
 
 from core.analysis import Embeddings
 from core.errors import DataError, HandIDError
-from core.export import export_run
+from core.evaluate import checkpoint_thresholds
+from core.export import export_run, read_metadata
 from core.identify import Gallery, main, rank_identities
 from core.metrics import ranked_gallery
 from core.runs import RunDir
@@ -61,6 +62,8 @@ def test_enrol_and_search_reproduce_the_runs_rank1(trained_run, run_embeddings, 
     enrolled = np.stack([by_path[p] for p in run_embeddings.gallery_paths])
     assert enrolled == pytest.approx(run_embeddings.gallery_features, abs=1e-4)  # same images, feature, flip
     assert [t["far_target"] for t in gallery.thresholds] == [1e-2, 1e-3]
+    assert gallery.thresholds == (checkpoint_thresholds(trained_run, "last") if encoder == "run"
+                                  else read_metadata(encoder_onnx)["thresholds"])
 
     result = search_json(capsys, out, run_embeddings.query_paths, "--top", "3")
     assert [r["image"] for r in result["results"]] == run_embeddings.query_paths.tolist()
