@@ -159,8 +159,8 @@ def top_gallery_match(run: RunDir, model: HandIDModel, feature: str, image: np.n
     return str(emb.gallery_paths[int(order[0, 0])])
 
 
-def explain_files(run_dir: str | Path, query: str | Path, gallery: str | Path | None = None,
-                  checkpoint: str = "best", method: str = DEFAULT_METHOD, device: str = "cpu") -> tuple[Explanation, str]:
+def explain_files(run_dir: str | Path, query: str | Path, gallery: str | Path | None = None, checkpoint: str = "best",
+                  method: str = DEFAULT_METHOD, device: str = "cpu") -> tuple[Explanation, str]:
     """Explain a query image file against a gallery image file (default: its top match in the run's
     embeddings.npz) with the run's checkpoint; returns the explanation and the gallery path."""
     run = RunDir.at(run_dir)

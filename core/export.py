@@ -89,6 +89,7 @@ def _trace(encoder: DeployedEncoder, example: torch.Tensor, out: Path, exporter:
 def export_encoder(model: HandIDModel, meta: dict[str, Any], out: str | Path, flip: bool = False,
                    exporter: str = "torchscript", thresholds: list[dict] | None = None) -> dict[str, Any]:
     """Write `model`'s deployed encoder to `out` (ONNX) with its metadata; returns the metadata.
+    The model is traced on the CPU (and left there, in eval mode).
 
     `meta` is the checkpoint's metadata (image_size, feature, backbone, ...); `thresholds` the
     verification thresholds to record (core.verification's "thresholds" list).
