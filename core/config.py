@@ -150,6 +150,11 @@ class EvalConfig:
     flip: bool = True
     seed: int = knob(0, check="non_negative")
     batch_size: int = knob(256, check="positive", at_most=65_536)
+    # k-reciprocal re-ranking (core.rerank): also report re-ranked metrics, beside the plain ones.
+    rerank: bool = False
+    rerank_k1: int = knob(20, check="positive", at_most=1000)
+    rerank_k2: int = knob(6, check="positive", at_most=1000)
+    rerank_lambda: float = knob(0.3, check="fraction")
     # Cross protocols: evaluate on another dataset/protocol than the one trained on.
     dataset: str = ""
     root: str = ""

@@ -4,7 +4,10 @@ the validation split that model selection reads.
 Features are extracted once per evaluation (with the flip test-time augmentation: the
 features of an image and of its mirror image summed, then L2-normalised), with the model's own
 normalisation, and sliced per run. Test metrics are averaged over runs (mean and `_std`), with
-the feature statistics (intra, inter, ratio, silhouette) of the whole test set. Validation is
+the feature statistics (intra, inter, ratio, silhouette) of the whole test set and the
+verification figures (EER, AUC, TAR@FAR; core.verification), whose ROC and DET curves and
+decision thresholds (run 0) are kept beside them. With re-ranking on, k-reciprocal re-ranked
+metrics (core.rerank) are reported beside the plain ones, never in their place. Validation is
 the val split (one image per training identity) as queries against the training images as
 gallery, plus the identity classifier's accuracy on the val images: figures the trainer may
 select on, because no test image takes part in them.
@@ -13,7 +16,7 @@ select on, because no test image takes part in them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,7 +27,9 @@ from core.data.protocols import Protocol, Target, load_protocol
 from core.data.split import Split, load_split
 from core.device import autocast
 from core.metrics import RANKS, feature_statistics, mean_std, retrieval_metrics
+from core.rerank import rerank_summary
 from core.runs.records import Embeddings, Metrics, finite
+from core.verification import SUMMARY_KEYS, verification_summary
 
 
 @dataclass
@@ -46,11 +51,23 @@ class ValSet:
 
 @dataclass
 class Evaluation:
-    """One evaluation: averaged test metrics, validation metrics, and the test features."""
+    """One evaluation: averaged test metrics, validation metrics, re-ranked test metrics (when asked),
+    the curves of the verification figures, and the test features."""
 
     test: Metrics
     val: Metrics
     features: np.ndarray  # [len(test), dim], L2-normalised
+    rerank: Metrics = field(default_factory=dict)
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rerank:
+    """k-reciprocal re-ranking parameters (Zhong et al. 2017)."""
+
+    k1: int = 20
+    k2: int = 6
+    lambda_: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,15 @@ def score(features: torch.Tensor, protocol: Protocol) -> Metrics:
     return finite(metrics)
 
 
+def verify(features: np.ndarray, protocol: Protocol) -> tuple[Metrics, dict[str, dict[str, list[float]]]]:
+    """(EER, AUC, TAR@FAR means and stds, {roc, det, thresholds} of run 0) of the test features."""
+    summary = verification_summary(features, protocol.test["label"].to_numpy(), protocol.runs)
+    scalars = {k: summary[k] for key in SUMMARY_KEYS for k in (key, f"{key}_std")}
+    points = summary["thresholds"]
+    thresholds = {axis: [float(p[axis]) for p in points] for axis in ("far_target", "threshold", "far", "tar")}
+    return finite(scalars), {"roc": summary["roc"], "det": summary["det"], "thresholds": thresholds}
+
+
 @torch.no_grad()
 def score_val(model: torch.nn.Module, val: ValSet, how: Extraction) -> Metrics:
     """Validation retrieval (val images against the training images) and identity accuracy."""
@@ -123,11 +149,25 @@ def score_val(model: torch.nn.Module, val: ValSet, how: Extraction) -> Metrics:
 
 
 def evaluate(model: torch.nn.Module, eval_set: EvalSet, how: Extraction, val: ValSet | None = None,
-             between_batches: Callable[[], None] = lambda: None) -> Evaluation:
-    """Extract the test features once, score every run, and score the validation split when given."""
+             rerank: Rerank | None = None, between_batches: Callable[[], None] = lambda: None) -> Evaluation:
+    """Extract the test features once, score every run (and re-ranked, when asked), verify, and score
+    the validation split when given."""
     features = extract_features(model, eval_set.test.images, how, between_batches)
+    test = score(features, eval_set.protocol)
+    array = features.cpu().numpy()
+    scalars, curves = verify(array, eval_set.protocol)
+    reranked = {}
+    if rerank is not None:
+        reranked = rerank_summary(array, eval_set.protocol.test["label"].to_numpy(), eval_set.protocol.runs,
+                                  rerank.k1, rerank.k2, rerank.lambda_)
+        reranked = finite({k: v for k, v in reranked.items() if k not in ("k1", "k2", "lambda")})
     val_metrics = score_val(model, val, how) if val is not None else {}
-    return Evaluation(score(features, eval_set.protocol), val_metrics, features.cpu().numpy())
+    return Evaluation({**test, **scalars}, val_metrics, array, reranked, curves)
+
+
+def rerank_of(cfg) -> Rerank | None:
+    """The eval section's re-ranking settings, None when it is off."""
+    return Rerank(cfg.eval.rerank_k1, cfg.eval.rerank_k2, cfg.eval.rerank_lambda) if cfg.eval.rerank else None
 
 
 def embeddings(evaluation: Evaluation, protocol: Protocol, run: int = 0) -> Embeddings:

@@ -11,7 +11,7 @@ order. No same-camera filtering is applied (the hand protocols have no cameras).
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ STATISTICS = {"intra": "intra-identity distance", "inter": "inter-identity dista
               "silhouette": "silhouette"}
 VALIDATION = {"rank1": "val rank-1", "mAP": "val mAP", "mAP_trapezoid": "val mAP (papers' convention)",
               "id_accuracy": "val identity accuracy"}
+VERIFICATION = {"eer": "EER", "auc": "ROC AUC", "tar@far=1e-2": "TAR at FAR 1e-2", "tar@far=1e-3": "TAR at FAR 1e-3"}
 CONVENTIONS = (
     "mAP is the standard non-interpolated AP (torchreid, fast-reid, pytorch-metric-learning). The published "
     "hand-ID tables use the trapezoid rule (each positive: the mean of the precision just before its rank and at "
@@ -84,9 +85,12 @@ def _ranked_chunks(q: torch.Tensor, g: torch.Tensor) -> Iterator[tuple[int, torc
     """(first query row, sorted similarities, gallery order) per chunk of queries."""
     step = max(1, _CHUNK_ELEMENTS // max(g.shape[0], 1))
     for start in range(0, q.shape[0], step):
-        sims = q[start : start + step] @ g.T
-        sorted_sims, order = torch.sort(sims, dim=1, descending=True, stable=True)
-        yield start, sorted_sims, order
+        yield (start, *_ranked(q[start : start + step] @ g.T))
+
+
+def _ranked(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores sorted descending per row and the gallery order, by the module's tie rule (stable)."""
+    return torch.sort(scores, dim=1, descending=True, stable=True)
 
 
 def ranked_gallery(
@@ -126,16 +130,44 @@ def retrieval_metrics(
     positive. Queries whose label has no gallery match are left out of every mean and
     counted in `skipped_queries`; with no usable query every metric is 0.
     """
+    q, g = _pair(query_features, gallery_features)
+    orders = ((start, order) for start, _, order in _ranked_chunks(q, g))
+    return _score_rankings(orders, query_labels, gallery_labels, q.shape[0], g.shape[0], q.device, ranks)
+
+
+def retrieval_metrics_from_scores(
+    scores: ArrayLike, query_labels: ArrayLike, gallery_labels: ArrayLike, ranks: Sequence[int] = (1, 5, 10, 20)
+) -> dict:
+    """`retrieval_metrics` of a given [Q, G] score matrix (higher = more similar; pass -distance).
+
+    Same ranking, tie rule, metrics and skipping as `retrieval_metrics`, for rankings that are
+    not a cosine similarity (e.g. k-reciprocal re-ranking, core.rerank).
+    """
+    s = _features(scores, "scores")
+    step = max(1, _CHUNK_ELEMENTS // max(s.shape[1], 1))
+    orders = ((start, _ranked(s[start : start + step])[1]) for start in range(0, s.shape[0], step))
+    return _score_rankings(orders, query_labels, gallery_labels, s.shape[0], s.shape[1], s.device, ranks)
+
+
+def _score_rankings(
+    orders: Iterable[tuple[int, torch.Tensor]],
+    query_labels: ArrayLike,
+    gallery_labels: ArrayLike,
+    nq: int,
+    ng: int,
+    device: torch.device,
+    ranks: Sequence[int],
+) -> dict:
+    """CMC, mAP and mINP from (first query row, gallery order) chunks covering every query."""
     ranks = [int(r) for r in ranks]
     if any(r < 1 for r in ranks):
         raise ValueError(f"ranks must be >= 1, got {ranks}")
-    q, g = _pair(query_features, gallery_features)
-    ql, gl = _labels(query_labels, gallery_labels, q.shape[0], g.shape[0], q.device)
+    ql, gl = _labels(query_labels, gallery_labels, nq, ng, device)
 
     ap_sum = trapezoid_sum = inp_sum = 0.0
     cmc_hits = [0] * len(ranks)
     used = 0
-    for start, _, order in _ranked_chunks(q, g):
+    for start, order in orders:
         matches = gl[order] == ql[start : start + order.shape[0], None]
         counts = matches.sum(dim=1)
         valid = counts > 0
@@ -143,10 +175,10 @@ def retrieval_metrics(
             continue
         rows, cols = matches.nonzero(as_tuple=True)  # row-major: hits in rank order per query
         first_hit = torch.cumsum(counts, 0) - counts
-        hit_number = torch.arange(rows.shape[0], device=q.device) - first_hit[rows] + 1
+        hit_number = torch.arange(rows.shape[0], device=device) - first_hit[rows] + 1
         precision = hit_number.double() / (cols + 1).double()
         before = torch.where(cols == 0, 1.0, (hit_number - 1).double() / cols.clamp(min=1).double())
-        sums = torch.zeros((2, counts.shape[0]), dtype=torch.float64, device=q.device)
+        sums = torch.zeros((2, counts.shape[0]), dtype=torch.float64, device=device)
         sums.index_add_(1, rows, torch.stack([precision, (before + precision) / 2]))
         ap, trapezoid = sums[:, valid] / counts[valid].double()
         first_rank = cols[first_hit[valid]] + 1
@@ -165,7 +197,7 @@ def retrieval_metrics(
     out["mAP"] = ap_sum / denom
     out["mAP_trapezoid"] = trapezoid_sum / denom
     out["mINP"] = inp_sum / denom
-    out["skipped_queries"] = q.shape[0] - used
+    out["skipped_queries"] = nq - used
     return out
 
 

@@ -72,7 +72,7 @@ def cache_key(paths: Sequence[str], size: tuple[int, int], interpolation: str = 
     return listing, content
 
 
-def _decode_all(paths: Sequence[str], size: tuple[int, int], out: np.ndarray, workers: int, interpolation: str) -> None:
+def decode_into(paths: Sequence[str], size: tuple[int, int], out: np.ndarray, workers: int, interpolation: str) -> None:
     """Decode `paths` into `out` row by row, in a process pool when worth it."""
     if workers == 1 or len(paths) < IN_PROCESS_BELOW:
         for i, path in enumerate(paths):
@@ -118,7 +118,7 @@ def load_images(paths: Sequence[str], size: tuple[int, int], cache_dir: str | Pa
     temporary = cache_dir / f".{target.name}.{os.getpid()}.tmp"
     try:
         building = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(len(paths), height, width, 3))
-        _decode_all(paths, size, building, workers or os.cpu_count() or 1, interpolation)
+        decode_into(paths, size, building, workers or os.cpu_count() or 1, interpolation)
         building.flush()
         del building
         os.replace(temporary, target)

@@ -21,7 +21,7 @@ from core.data.samplers import epoch_rows, make_sampler
 from core.data.split import load_split
 from core.device import autocast, resolve_device
 from core.errors import TrainingError
-from core.evaluation import EvalSet, Evaluation, Extraction, ValSet, embeddings, evaluate
+from core.evaluation import EvalSet, Evaluation, Extraction, ValSet, embeddings, evaluate, rerank_of
 from core.losses.combined import LossSet
 from core.model.checkpoint import load_model_state, load_training_state, save_model
 from core.runs import Result, RunDir
@@ -180,7 +180,8 @@ class Trainer:
             self.evaluate(cfg.train.epochs)
         epoch, evaluation = self.last_eval
         self.run.write_embeddings(embeddings(evaluation, self.eval_set.protocol))
-        self.run.update_eval(lambda record: setattr(record, "final", Result(epoch, evaluation.test, evaluation.val)))
+        self.run.update_eval(lambda record: setattr(record, "final", Result(epoch, evaluation.test, evaluation.val,
+                                                                            evaluation.rerank, evaluation.curves)))
 
     def train_epoch(self, epoch: int) -> None:
         cfg = self.cfg
@@ -228,11 +229,12 @@ class Trainer:
 
     # evaluation and checkpoints
     def evaluate(self, epoch: int) -> Evaluation:
-        evaluation = evaluate(self.model, self.eval_set, self.extraction, self.val, between_batches=self.cancel.check)
+        evaluation = evaluate(self.model, self.eval_set, self.extraction, self.val, rerank_of(self.cfg),
+                              between_batches=self.cancel.check)
         self.run.append_metrics({"kind": "eval", "split": "test", "epoch": epoch, **evaluation.test})
         if evaluation.val:
             self.run.append_metrics({"kind": "eval", "split": "val", "epoch": epoch, **evaluation.val})
-        result = Result(epoch, evaluation.test, evaluation.val)
+        result = Result(epoch, evaluation.test, evaluation.val, evaluation.rerank, evaluation.curves)
         if epoch > 0 and self._improves(result):
             save_model(self.model, self.run.best_path, self._meta(epoch))
             selected = result

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from core.errors import ConfigError, ModelError
-from core.evaluate import evaluate_checkpoint, main
+from core.evaluate import checkpoint_thresholds, evaluate_checkpoint, main
 from core.runs import RunDir
 
 METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mAP_trapezoid", "mINP")
@@ -96,3 +96,36 @@ def test_evaluation_imports_nothing_of_the_trainer():
     code = "import sys, core.evaluate; print(sorted(m for m in sys.modules if m.startswith('core.training')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_verification_figures_come_with_every_evaluation(run_copy):
+    result = evaluate_checkpoint(run_copy, "last", record=False)
+    assert 0 <= result.test["eer"] <= 1 and "tar@far=1e-3_std" in result.test
+    assert result.curves["thresholds"]["far_target"] == [1e-2, 1e-3]
+    assert len(result.curves["roc"]["far"]) <= 200 and len(result.curves["det"]["fnmr"]) <= 200
+    assert not result.rerank
+    assert [p["far_target"] for p in checkpoint_thresholds(run_copy, "last")] == [1e-2, 1e-3]
+
+
+def test_the_training_records_verification_for_its_checkpoints(run_copy):
+    record = RunDir.at(run_copy).read_eval()
+    assert record.final.curves["thresholds"]["threshold"] and "eer" in record.final.test
+    recorded = checkpoint_thresholds(run_copy, "last")  # read back, not evaluated again
+    assert [p["threshold"] for p in recorded] == record.final.curves["thresholds"]["threshold"]
+
+
+def test_rerank_is_reported_beside_the_plain_metrics(run_copy, capsys):
+    plain = evaluate_checkpoint(run_copy, "last", record=False)
+    assert main(["--run-dir", str(run_copy), "--checkpoint", "last", "--rerank", "--k1", "5", "--k2", "2",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {k: result["test"][k] for k in METRICS} == {k: plain.test[k] for k in METRICS}  # untouched
+    rerank = result["rerank"]
+    assert all(0 <= rerank[k] <= 1 for k in METRICS if k in rerank) and "mAP_std" in rerank
+    assert main(["--run-dir", str(run_copy), "--checkpoint", "last", "--lambda", "0.5"]) == 0
+    assert "re-ranked (k-reciprocal)" in capsys.readouterr().out
+
+
+def test_rerank_parameters_are_checked_like_config_values(run_copy):
+    with pytest.raises(ConfigError, match="eval.rerank_lambda"):
+        main(["--run-dir", str(run_copy), "--lambda", "2"])

@@ -9,7 +9,8 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from core.metrics import feature_statistics, mean_std, ranked_gallery, retrieval_metrics, verification_metrics
+from core.metrics import (feature_statistics, mean_std, ranked_gallery, retrieval_metrics, retrieval_metrics_from_scores,
+                          verification_metrics)
 
 QUERY = np.array([[1.0, 0.0]])
 
@@ -207,6 +208,21 @@ def test_ranked_gallery_matches_brute_force_order():
         s = gn @ q
         assert row == sorted(range(len(gf)), key=lambda i: (-s[i], i))[:10]
         assert row_sims == pytest.approx(s[row].tolist())
+
+
+@pytest.mark.parametrize("quantised", [True, False])
+def test_scores_path_equals_the_feature_path(quantised, monkeypatch):
+    monkeypatch.setattr("core.metrics._CHUNK_ELEMENTS", 150 * 7)  # several query chunks
+    qf, ql, gf, gl = random_case(6, quantised)
+    qn, gn = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (qf, gf))
+    assert retrieval_metrics_from_scores(qn @ gn.T, ql, gl) == retrieval_metrics(qf, ql, gf, gl)
+
+
+def test_scores_path_ranks_ties_by_gallery_index_and_checks_shapes():
+    m = retrieval_metrics_from_scores(-np.array([[0.5, 0.5, 0.5, 0.5]]), [4], [1, 2, 4, 3], ranks=(1, 3))
+    assert (m["rank1"], m["rank3"], m["mAP"]) == (0.0, 1.0, pytest.approx(1 / 3))
+    with pytest.raises(ValueError, match="gallery_labels"):
+        retrieval_metrics_from_scores(np.zeros((2, 3)), [0, 1], [0, 1])
 
 
 @pytest.mark.gpu
