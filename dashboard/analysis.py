@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.analysis import Embeddings, misidentified, no_embeddings, query_outcomes
+from core.analysis import misidentified, query_outcomes
 from core.metrics import ranked_gallery
 from core.projections import cached_projection, load_projection, projection_path
-from core.runs import RunDir
+from core.runs import Embeddings, RunDir, no_embeddings
 from dashboard.common import pick_run
 
 NO_EMBEDDINGS = "This run has no embeddings yet: its final evaluation writes them."
@@ -32,6 +32,8 @@ def pick_run_with_embeddings() -> RunDir | None:
         st.info(NO_EMBEDDINGS)
         return None
     return run
+
+
 INSTANT = ("pca",)  # computed in place; anything else goes to the background thread
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection")

@@ -1,44 +1,65 @@
-"""Shared dashboard helpers: where runs live, picking a run, links between pages, cached run
-reads and showing errors as messages."""
+"""Shared dashboard helpers: where runs live, listing and picking runs, links between pages, cached
+record reads and showing errors as messages.
+
+Runs are listed only through `jobs.api` (settled states, the user's run names); records are
+read through core.runs (typed, and re-read only when their file changes).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from core.config import Config
 from core.errors import HandIDError
-from core.runs import RunDir, list_runs
+from core.runs import ACTIVE_STATES, EvalRecord, RunDir
+from jobs import api as jobs
+from jobs.queue import resolve_root
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
-ACTIVE_STATES = ("queued", "running")
 REFRESH_SECONDS = 2
 
 _PAGES: dict[str, st.Page] = {}
 
 
 def checkpoints_root() -> Path:
-    """The runs folder: $HANDID_CHECKPOINTS or ./checkpoints."""
-    return Path(os.environ.get("HANDID_CHECKPOINTS", "checkpoints"))
+    """The runs folder (jobs.queue.resolve_root: $HANDID_CHECKPOINTS or ./checkpoints)."""
+    return resolve_root()
 
 
-def run_ids() -> list[str]:
-    return [r.run_id for r in list_runs(checkpoints_root())]
+def list_runs() -> list[jobs.RunInfo]:
+    """Every run of the root, settled (jobs.api.list_runs), newest first."""
+    return jobs.list_runs(checkpoints_root())
+
+
+def training_runs() -> list[jobs.RunInfo]:
+    """The training runs (evaluation jobs left out)."""
+    return [info for info in list_runs() if info.kind == "train"]
+
+
+def run_label(info: jobs.RunInfo) -> str:
+    """How a run is named on every page: its name, then its id."""
+    return f"{info.name} · {info.run_id}" if info.name and info.name != info.run_id else info.run_id
+
+
+def labels_of(infos: list[jobs.RunInfo]) -> dict[str, str]:
+    """{run id: label} of these runs."""
+    return {info.run_id: run_label(info) for info in infos}
 
 
 def pick_run(label: str = "Run", key: str = "run") -> RunDir | None:
-    """A run selector that follows and updates the `?run=` query parameter."""
-    ids = run_ids()
-    if not ids:
+    """A run selector (by name) that follows and updates the `?run=` query parameter."""
+    names = labels_of(training_runs())
+    if not names:
         st.info("No runs yet: start one on the New run page.")
         return None
+    ids = list(names)
     wanted = st.query_params.get(key)
     index = ids.index(wanted) if wanted in ids else 0
-    chosen = st.selectbox(label, ids, index=index, key=f"pick_{key}")
+    chosen = st.selectbox(label, ids, index=index, key=f"pick_{key}", format_func=names.get)
     st.query_params[key] = chosen
     return RunDir(checkpoints_root() / chosen)
 
@@ -81,21 +102,36 @@ def _metrics_frame(run_path: str, version: tuple[int, int]) -> pd.DataFrame:
 
 
 def metrics_frame(run: RunDir) -> pd.DataFrame:
-    """metrics.jsonl as a DataFrame (one row per record, `kind` = train | eval), re-read only when it changes."""
+    """metrics.jsonl as a DataFrame (one row per record, `kind` = train | eval | prompt), re-read only when it changes."""
     return _metrics_frame(str(run.path), file_version(run.metrics_path))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _eval_data(run_path: str, version: tuple[int, int]) -> dict[str, Any]:
+def _eval_record(run_path: str, version: tuple[int, int]) -> EvalRecord:
     return RunDir(Path(run_path)).read_eval()
 
 
-def eval_data(run: RunDir) -> dict[str, Any]:
-    """eval.json, re-read only when it changes."""
-    return _eval_data(str(run.path), file_version(run.eval_path))
+def eval_record(run: RunDir) -> EvalRecord:
+    """eval.json as its record, re-read only when it changes."""
+    return _eval_record(str(run.path), file_version(run.eval_path))
 
 
-def percent(value: Any) -> float | None:
+@st.cache_resource(max_entries=256, show_spinner=False)  # shared, not copied: the loss section's class is built at run time
+def _config(run_path: str, version: tuple[int, int]) -> Config | None:
+    return RunDir(Path(run_path)).read_config()
+
+
+def run_config(run: RunDir) -> Config | None:
+    """config.yaml as the Config dataclass (None for a folder without one), re-read only when it changes.
+    Shared between reruns: read it, never change it."""
+    return _config(str(run.path), file_version(run.config_path))
+
+
+def is_active(state: str) -> bool:
+    return state in ACTIVE_STATES
+
+
+def percent(value: object) -> float | None:
     """A metric fraction in [0, 1] as a percentage; None when missing."""
     return None if value is None else 100.0 * float(value)
 

@@ -4,7 +4,7 @@
 - `done`: demo preset (CE + triplet, PK sampler), 2 epochs, evaluated every epoch, succeeded,
   plus a cross-aspect evaluation on palmar_r recorded in eval.json["cross"];
 - `done_ce`: CE only, random sampler, 1 epoch, succeeded;
-- `broken`: a dataset root that does not exist, failed.
+- `broken`: a folder dataset of one identity (refused when it is read), failed.
 All train HandID-Tiny at 32x32 on a 6-identity synthetic 11k-layout dataset (`synth_root`),
 running side by side. Tests that write into a root (submit, cache projections) use a copy.
 """
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from core.data.synth import write_dataset
 
@@ -29,15 +30,23 @@ TINY = [  # the losses are named so that the tests do not follow the demo preset
 RUNS = {
     "done": ["train.epochs=2", "eval.every=1"],
     "done_ce": ["train.epochs=1", "loss.triplet.weight=0", "sampler.kind=random"],
-    "broken": ["data.dataset=folder", "data.root=/nonexistent/hands"],
+    "broken": ["data.dataset=folder"],  # data.root: a folder holding one identity (train_command)
 }
 CROSS_PROTOCOL = "palmar_r"
 
 
 def train_command(root: Path, synth: Path, cache: Path, run_id: str) -> list[str]:
-    sets = [f"data.root={synth}", f"data.cache_dir={cache}", *TINY, *RUNS[run_id]]
+    data = synth if run_id != "broken" else one_identity(root.parent / "one-identity")
+    sets = [f"data.root={data}", f"data.cache_dir={cache}", *TINY, *RUNS[run_id]]
     return [sys.executable, "-m", "core.train", "--config", "configs/demo.yaml", "--run-dir", str(root / run_id),
             *(arg for s in sets for arg in ("--set", s))]
+
+
+def one_identity(folder: Path) -> Path:
+    """A folder dataset holding one identity: readable, but no protocol can be built on it."""
+    (folder / "a").mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (200, 150, 120)).save(folder / "a" / "1.png")
+    return folder
 
 
 def run_all(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:

@@ -10,6 +10,7 @@ from core.runs.records import (
     CrossResult,
     Embeddings,
     EvalRecord,
+    Metrics,
     RecordError,
     Result,
     Status,
@@ -18,5 +19,5 @@ from core.runs.records import (
 
 __all__ = [
     "ACTIVE_STATES", "FINAL_STATES", "STATES", "CheckpointMeta", "CrossResult", "Embeddings", "EvalRecord",
-    "RecordError", "Result", "RunDir", "Status", "list_run_dirs", "no_embeddings", "now", "write_atomic",
+    "Metrics", "RecordError", "Result", "RunDir", "Status", "list_run_dirs", "no_embeddings", "now", "write_atomic",
 ]

@@ -9,15 +9,31 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import disagreements
-from core.config import flatten
+from core.config import flatten, to_dict
+from core.losses import registry as losses
+from core.metrics import RETRIEVAL
 from core.runs import RunDir
 from dashboard import analysis
-from dashboard.common import checkpoints_root, eval_data, metrics_frame, percent, run_ids, show_error
+from dashboard.common import (
+    checkpoints_root,
+    eval_record,
+    labels_of,
+    list_runs,
+    metrics_frame,
+    percent,
+    run_config,
+    show_error,
+    training_runs,
+)
 from dashboard.figures import FIXED_COLOURS, curves_figure, projection_figure
+from dashboard.views import PageSpec
 from dashboard.widgets import image_grid, metric_cards
 from jobs import api as jobs
 
-METRICS = {"rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10", "mAP": "mAP", "mINP": "mINP"}
+
+PAGE = PageSpec("Compare", "compare", ":material/compare:", order=50)
+
+METRICS = {k: RETRIEVAL[k] for k in ("rank1", "rank5", "rank10", "mAP", "mAP_trapezoid", "mINP")}
 STATISTICS = {"ratio": "intra/inter", "silhouette": "silhouette"}
 MAX_RUNS = 4
 DISAGREEMENTS_SHOWN = 12
@@ -43,10 +59,11 @@ def render() -> None:
 
 
 def pick_runs() -> list[str]:
-    """Two to four run ids, following and updating the `?runs=a,b` query parameter."""
-    ids = run_ids()
-    wanted = [r for r in st.query_params.get("runs", "").split(",") if r in ids][:MAX_RUNS]
-    chosen = st.multiselect("Runs", ids, default=wanted, max_selections=MAX_RUNS, key="cmp_runs")
+    """Two to four run ids (picked by name), following and updating the `?runs=a,b` query parameter."""
+    names = labels_of(training_runs())
+    wanted = [r for r in st.query_params.get("runs", "").split(",") if r in names][:MAX_RUNS]
+    chosen = st.multiselect("Runs", list(names), default=wanted, max_selections=MAX_RUNS, key="cmp_runs",
+                            format_func=names.get)
     if chosen:
         st.query_params["runs"] = ",".join(chosen)
     else:
@@ -55,16 +72,20 @@ def pick_runs() -> list[str]:
 
 
 def final_metrics(run: RunDir) -> dict[str, Any]:
-    """The final evaluation's metrics (rank/mAP/mINP as percentages), {} before it exists."""
-    final = eval_data(run).get("final") or {}
-    out: dict[str, Any] = {label: percent(final.get(key)) for key, label in METRICS.items()}
-    out.update({label: final.get(key) for key, label in STATISTICS.items()})
-    return out if final else {}
+    """The final evaluation's test metrics (rank/mAP/mINP as percentages), {} before it exists."""
+    final = eval_record(run).final
+    if final is None:
+        return {}
+    out: dict[str, Any] = {label: percent(final.test.get(key)) for key, label in METRICS.items()}
+    out.update({label: final.test.get(key) for key, label in STATISTICS.items()})
+    return out
 
 
-def metrics_table(runs: list[RunDir]) -> pd.DataFrame:
-    """Rows: runs; columns: each metric and its change against the first run (Δ)."""
-    rows = {run.run_id: final_metrics(run) for run in runs}
+
+def metrics_table(runs: list[RunDir], names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Rows: runs (by name); columns: each final metric and its change against the first run (Δ)."""
+    names = names or {}
+    rows = {names.get(run.run_id, run.run_id): final_metrics(run) for run in runs}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=[*METRICS.values(), *STATISTICS.values()])
     table = table.astype(float)
     base = table.iloc[0]
@@ -74,18 +95,21 @@ def metrics_table(runs: list[RunDir]) -> pd.DataFrame:
 
 
 def show_metrics(runs: list[RunDir]) -> None:
-    st.caption(f"Final evaluation; Δ against {runs[0].run_id}. rank-k, mAP and mINP in %.")
+    names = labels_of(training_runs())
+    st.caption(f"Final epoch, test side; Δ against {names.get(runs[0].run_id, runs[0].run_id)}. rank-k, mAP and "
+               "mINP in %. One training run each: a difference here may be noise; a study over training seeds "
+               "says whether it is.")
     baseline = final_metrics(runs[0])
     for run in runs:
         values = final_metrics(run)
-        st.markdown(f"**{run.run_id}** · {run.read_config().get('name') or ''}")
+        st.markdown(f"**{names.get(run.run_id, run.run_id)}**")
         if not values:
             st.info("No final evaluation yet.")
             continue
-        shown = {k: values[k] for k in ("rank-1", "mAP", "mINP")}
+        shown = {k: values[k] for k in (RETRIEVAL["rank1"], RETRIEVAL["mAP"], RETRIEVAL["mAP_trapezoid"])}
         deltas = None if run == runs[0] else {k: _delta(values[k], baseline.get(k)) for k in shown}
         metric_cards(shown, deltas, columns=3)
-    st.dataframe(metrics_table(runs).round(4), key="cmp_metrics", placeholder="–")
+    st.dataframe(metrics_table(runs, names).round(4), key="cmp_metrics", placeholder="–")
 
 
 def _delta(value: float | None, base: float | None) -> float | None:
@@ -106,7 +130,8 @@ def _text(value: Any) -> str:
 
 
 def show_config(runs: list[RunDir]) -> None:
-    diff = config_diff({run.run_id: run.read_config() for run in runs})
+    names = labels_of(training_runs())
+    diff = config_diff({names.get(run.run_id, run.run_id): _config_dict(run) for run in runs})
     if diff.empty:
         st.info("The configs are identical.")
     else:
@@ -114,18 +139,30 @@ def show_config(runs: list[RunDir]) -> None:
         st.dataframe(diff, key="cmp_config", placeholder="–")
 
 
+def _config_dict(run: RunDir) -> dict[str, Any]:
+    config = run_config(run)
+    return to_dict(config) if config else {}
+
+
+def _test_lines(frame: pd.DataFrame) -> pd.DataFrame:
+    """The test-side evaluation lines (older runs wrote no `split`: all test)."""
+    evals = frame[frame["kind"] == "eval"]
+    return evals[evals["split"] == "test"] if "split" in evals.columns else evals
+
+
 def show_curves(runs: list[RunDir]) -> None:
-    frames = {run.run_id: metrics_frame(run) for run in runs}
-    kinds = {kind: {r: f[f["kind"] == kind] for r, f in frames.items() if "kind" in f.columns}
-             for kind in ("eval", "train")}
+    names = labels_of(training_runs())
+    frames = {names.get(run.run_id, run.run_id): metrics_frame(run) for run in runs}
+    kinds = {"eval": {r: _test_lines(f) for r, f in frames.items() if "kind" in f.columns},
+             "train": {r: f[f["kind"] == "train"] for r, f in frames.items() if "kind" in f.columns}}
     options = [("eval", key) for key in METRICS if any(key in f.columns for f in kinds["eval"].values())]
-    options += [("train", key) for key in ("loss", "ce", "i2t", "triplet", "center", "arcface", "lr")
+    options += [("train", key) for key in ("loss", *losses.entries(), "lr")
                 if any(key in f.columns for f in kinds["train"].values())]
     if not options:
         st.info("No metrics logged yet.")
         return
-    kind, key = st.selectbox("Curve", options, format_func=lambda o: f"{METRICS.get(o[1], o[1])} ({o[0]})",
-                             key="cmp_curve")
+    kind, key = st.selectbox("Curve", options, key="cmp_curve",
+                             format_func=lambda o: f"{METRICS.get(o[1]) or losses.label(o[1])} ({o[0]})")
     x = "epoch" if kind == "eval" else "step"
     series = {r: f.dropna(subset=[key]) for r, f in kinds[kind].items() if key in f.columns and x in f.columns}
     if kind == "eval":
@@ -135,9 +172,10 @@ def show_curves(runs: list[RunDir]) -> None:
 
 def show_embeddings(runs: list[RunDir]) -> None:
     st.caption("PCA of each run's query and gallery embeddings, coloured by identity.")
+    names = labels_of(training_runs())
     for column, run in zip(st.columns(len(runs)), runs):
         with column:
-            st.markdown(f"**{run.run_id}**")
+            st.markdown(f"**{names.get(run.run_id, run.run_id)}**")
             if not run.embeddings_path.exists():
                 st.info(analysis.NO_EMBEDDINGS)
                 continue
@@ -151,9 +189,10 @@ def show_disagreements(runs: list[RunDir]) -> None:
         st.info("Two runs with embeddings are needed: " + analysis.NO_EMBEDDINGS)
         return
     ids = [run.run_id for run in usable]
+    names = labels_of(training_runs())
     left, right = st.columns(2)
-    a = left.selectbox("Run A", ids, index=0, key="cmp_a")
-    b = right.selectbox("Run B", ids, index=1, key="cmp_b")
+    a = left.selectbox("Run A", ids, index=0, key="cmp_a", format_func=lambda r: names.get(r, r))
+    b = right.selectbox("Run B", ids, index=1, key="cmp_b", format_func=lambda r: names.get(r, r))
     if a == b:
         st.info("Pick two different runs.")
         return
@@ -182,7 +221,7 @@ def show_disagreements(runs: list[RunDir]) -> None:
 def leaderboard() -> None:
     """A sweep's runs with their results and differing settings; click a column header to sort."""
     st.subheader("Sweep leaderboard")
-    infos = [i for i in jobs.list_runs(checkpoints_root()) if i.sweep_id]
+    infos = [i for i in list_runs() if i.sweep_id]
     sweeps = list(dict.fromkeys(i.sweep_id for i in infos))
     if not sweeps:
         st.info("No sweeps yet: launch one from the New run page.")
@@ -191,18 +230,19 @@ def leaderboard() -> None:
     members = [i for i in infos if i.sweep_id == sweep]
     table = leaderboard_table(members)
     options = [c for c in table.columns if c != "name"]
-    sort_by = st.selectbox("Sort by", options, index=options.index("best rank-1"), key="cmp_sort")
+    sort_by = st.selectbox("Sort by", options, index=options.index("selected mAP"), key="cmp_sort")
     st.dataframe(table.sort_values(sort_by, ascending=False, na_position="last"), key="cmp_leaderboard",
                  placeholder="–")
 
 
 def leaderboard_table(infos: list[jobs.RunInfo]) -> pd.DataFrame:
-    """Rows: runs; columns: name, state, best and final metrics, then the config keys that differ."""
+    """Rows: runs; columns: name, state, the test mAP selected on validation, the final metrics, then the
+    config keys that differ."""
     rows = {}
     for info in infos:
         run = RunDir(checkpoints_root() / info.run_id)
-        rows[info.run_id] = {"name": info.name, "state": info.state, "best rank-1": percent(info.best_rank1),
-                             "best mAP": percent(info.best_mAP), **final_metrics(run)}
+        rows[info.run_id] = {"name": info.name, "state": info.state, "selected mAP": percent(info.selected.get("mAP")),
+                             "selected epoch": info.selected_epoch, **final_metrics(run)}
     table = pd.DataFrame.from_dict(rows, orient="index")
-    settings = config_diff({i.run_id: RunDir(checkpoints_root() / i.run_id).read_config() for i in infos})
+    settings = config_diff({i.run_id: _config_dict(RunDir(checkpoints_root() / i.run_id)) for i in infos})
     return table.join(settings.T) if not settings.empty else table

@@ -4,33 +4,40 @@ rank-1, mAP or mINP; missing cells can be queued as background evaluations."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
-from core.runs import RunDir, list_runs
-from dashboard.common import checkpoints_root, eval_data, percent, show_error
+from core.data.layouts import layouts
+from core.data.protocols import DEFAULT
+from core.metrics import RETRIEVAL
+from core.runs import Metrics, RunDir
+from dashboard.common import checkpoints_root, eval_record, labels_of, percent, run_config, show_error, training_runs
 from dashboard.figures import matrix_figure
+from dashboard.views import PageSpec
 from jobs import api as jobs
 
-STANDARD = ["11k/dorsal_r", "11k/dorsal_l", "11k/palmar_r", "11k/palmar_l", "hd/hd"]
-METRICS = {"rank-1": "rank1", "mAP": "mAP", "mINP": "mINP"}
+
+PAGE = PageSpec("Cross evaluation", "cross_eval", ":material/grid_on:", order=60)
+
+def standard_sets() -> list[str]:
+    """The published test sets: every named protocol of every layout (`default` is no benchmark)."""
+    return [f"{name}/{protocol}" for name, layout in layouts().items() for protocol in layout.protocols
+            if protocol != DEFAULT]
+METRICS = {RETRIEVAL[k]: k for k in ("rank1", "mAP", "mAP_trapezoid", "mINP")}
 
 
 def train_set(run: RunDir) -> str:
-    data = run.read_config().get("data") or {}
-    return f"{data.get('dataset', '?')}/{data.get('protocol', '?')}"
+    config = run_config(run)
+    return f"{config.data.dataset}/{config.data.protocol}" if config else "?"
 
 
-def results(run: RunDir) -> dict[str, dict[str, Any]]:
-    """Test set (`dataset/protocol`) -> metrics: the cross evaluations, and the final one on its own protocol."""
-    evaluation = eval_data(run)
-    out = dict(evaluation.get("cross") or {})
-    if evaluation.get("final"):
-        data = run.read_config().get("data") or {}
-        own = f"{evaluation.get('dataset') or data.get('dataset')}/{evaluation.get('protocol') or data.get('protocol')}"
-        out[own] = evaluation["final"]
+def results(run: RunDir) -> dict[str, Metrics]:
+    """Test set (`dataset/protocol`) -> test metrics: the cross evaluations (of the checkpoint selected on
+    validation, unless chosen otherwise) and the final evaluation on the run's own protocol."""
+    record = eval_record(run)
+    out = {key: result.test for key, result in record.cross.items()}
+    if record.final is not None:
+        out[record.key] = record.final.test
     return out
 
 
@@ -38,28 +45,31 @@ def has_checkpoint(run: RunDir) -> bool:
     return run.checkpoint("best").exists()
 
 
-def row_label(run: RunDir) -> str:
-    return f"{run.run_id} · train {train_set(run)}"
+def row_label(run: RunDir, names: dict[str, str] | None = None) -> str:
+    return f"{(names or {}).get(run.run_id, run.run_id)} · train {train_set(run)}"
 
 
 def matrix(runs: list[RunDir], metric: str) -> pd.DataFrame:
     """Rows: runs; columns: the standard test sets then any others evaluated; values in % (NaN: not evaluated)."""
-    per_run = {row_label(run): results(run) for run in runs}
-    extra = sorted({key for cells in per_run.values() for key in cells} - set(STANDARD))
+    names = labels_of(training_runs())
+    per_run = {row_label(run, names): results(run) for run in runs}
+    standard = standard_sets()
+    extra = sorted({key for cells in per_run.values() for key in cells} - set(standard))
     return pd.DataFrame(
-        [[_value(cells.get(column), metric) for column in (*STANDARD, *extra)] for cells in per_run.values()],
-        index=list(per_run), columns=[*STANDARD, *extra], dtype=float,
+        [[_value(cells.get(column), metric) for column in (*standard, *extra)] for cells in per_run.values()],
+        index=list(per_run), columns=[*standard, *extra], dtype=float,
     )
 
 
-def _value(result: dict[str, Any] | None, metric: str) -> float | None:
+def _value(result: Metrics | None, metric: str) -> float | None:
     return percent((result or {}).get(metric))
 
 
 def render() -> None:
     st.title("Cross evaluation")
     try:
-        runs = [run for run in list_runs(checkpoints_root()) if has_checkpoint(run) or results(run)]
+        runs = [RunDir(checkpoints_root() / info.run_id) for info in training_runs()]
+        runs = [run for run in runs if has_checkpoint(run) or results(run)]
         if not runs:
             st.info("No trained checkpoints yet: train a run on the New run page, then test it on other sets here.")
             return
@@ -77,19 +87,20 @@ def known_roots(runs: list[RunDir]) -> dict[str, str]:
     """Dataset -> a data root some run used for it (trained on or evaluated on)."""
     roots: dict[str, str] = {}
     for run in runs:
-        data = run.read_config().get("data") or {}
-        if data.get("dataset") and data.get("root"):
-            roots.setdefault(data["dataset"], str(data["root"]))
-        for result in results(run).values():
-            if result.get("dataset") and result.get("root"):
-                roots.setdefault(result["dataset"], str(result["root"]))
+        config = run_config(run)
+        if config is not None and config.data.root:
+            roots.setdefault(config.data.dataset, str(config.data.root))
+        for result in eval_record(run).cross.values():
+            if result.dataset and result.root:
+                roots.setdefault(result.dataset, result.root)
     return roots
 
 
 def queue_form(runs: list[RunDir], table: pd.DataFrame) -> None:
     """Queue `python -m core.evaluate` jobs for chosen empty cells (runs with a checkpoint only)."""
     st.subheader("Fill missing cells")
-    by_label = {row_label(run): run for run in runs if has_checkpoint(run)}
+    names = labels_of(training_runs())
+    by_label = {row_label(run, names): run for run in runs if has_checkpoint(run)}
     missing = [(label, column) for label in by_label for column in table.columns if pd.isna(table.at[label, column])]
     if not missing:
         st.info("Every checkpoint has been tested on every set shown.")

@@ -7,13 +7,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.analysis import Embeddings
 from core.projections import methods
-from core.runs import RunDir
+from core.runs import Embeddings, RunDir
 from dashboard import analysis
 from dashboard.common import show_error
 from dashboard.figures import FIXED_COLOURS, projection_figure
+from dashboard.views import PageSpec
 from dashboard.widgets import image_grid
+
+
+PAGE = PageSpec("Embeddings", "embeddings", ":material/scatter_plot:", order=30)
 
 METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 COLOURS = {"identity": "identity", "aspect": "aspect", "query / gallery": "split", "rank-1 right / wrong": "rank-1"}

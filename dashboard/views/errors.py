@@ -8,11 +8,15 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core.analysis import Embeddings
+from core.runs import Embeddings
 from dashboard import analysis
 from dashboard.common import show_error
 from dashboard.figures import FIXED_COLOURS
+from dashboard.views import PageSpec
 from dashboard.widgets import image_grid
+
+
+PAGE = PageSpec("Errors", "errors", ":material/error:", order=40)
 
 PAGE_SIZE = 10
 TABLE_COLUMNS = {"query": "query", "identity": "identity", "aspect": "aspect", "true_rank": "true-match rank",

@@ -16,28 +16,36 @@ import open_clip
 import pandas as pd
 import streamlit as st
 
-from core.config import Size, flatten, keys, load_config, to_dict
-from core.data.protocols import build_protocol, protocol_names
-from core.data.readers import read_table
+from core.config import Size, flatten, key_specs, load_config, to_dict
+from core.data.layouts import SYNTHETIC, protocol_names, read_table
+from core.data.protocols import build_protocol
 from core.errors import ConfigError, ModelError
+from core.losses import registry as losses
 from core.model import backbone as backbones
-from core.runs import list_runs
-from dashboard.common import CONFIGS, checkpoints_root, file_version, page_link, presets, show_error
+from core.runs import RunDir
+from dashboard.common import (
+    CONFIGS,
+    checkpoints_root,
+    file_version,
+    labels_of,
+    page_link,
+    presets,
+    run_config,
+    show_error,
+    training_runs,
+)
+from dashboard.views import PageSpec
 from jobs import api as jobs
 from jobs.sweeps import parse_grid
 
+
+PAGE = PageSpec("New run", "new_run", ":material/add_circle:", order=0)
+
 DEFAULT_PRESET = "demo.yaml"
 STAGE2_PRESET = "stage2_ce_triplet.yaml"
-KEY_TYPES = keys()
+KEY_SPECS = key_specs()
 STARTED = "new_run_started"  # run ids of the last submission, shown until the next one
 WEIGHTS = ("Random init (from scratch)", "open_clip tag", "Local file", "Continue from a finished run")
-LOSSES = {
-    "ce": ("Cross-entropy", {"label_smoothing": "label smoothing"}),
-    "i2t": ("Image-to-text", {}),
-    "triplet": ("Triplet", {"margin": "margin", "mining": "mining"}),
-    "center": ("Center", {"lr": "centre learning rate"}),
-    "arcface": ("ArcFace", {"margin": "margin (rad)", "scale": "scale"}),
-}
 NOT_ADVANCED = ("data.synth_",)  # only meaningful for synthetic data, shown in the data section then
 SHARED_WITH_STAGE2 = ("data.", "model.backbone", "model.pretrained")  # what Stage 2 takes from the form
 
@@ -55,10 +63,10 @@ class Form:
 
     def knob(self, key: str, label: str, where: Any = st, default: Any = None, **kwargs: Any) -> Any:
         """The widget that fits the key's type, starting at the preset's value (or `default`)."""
-        tp, value = KEY_TYPES[key], self.defaults[key] if default is None else default
-        wkey = self.widget_key(key)
-        if get_origin(tp) is Literal:
-            options = list(get_args(tp))
+        spec, value = KEY_SPECS[key], self.defaults[key] if default is None else default
+        tp, wkey = spec.type, self.widget_key(key)
+        if get_origin(tp) is Literal or spec.choices is not None:
+            options = list(get_args(tp)) if spec.choices is None else spec.choices()
             chosen = where.selectbox(label, options, index=options.index(value), key=wkey, **kwargs)
         elif tp is bool:
             chosen = where.checkbox(label, value=bool(value), key=wkey, **kwargs)
@@ -108,7 +116,7 @@ def data_section(form: Form) -> None:
     dataset = form.knob("data.dataset", "Dataset", left)
     root = form.knob("data.root", "Root folder (or manifest CSV)", middle)
     path = Path(root).expanduser()
-    pending_synth = dataset == "synthetic" and not path.exists()
+    pending_synth = dataset == SYNTHETIC and not path.exists()
     table, problem = None, None
     if not pending_synth:
         try:
@@ -116,7 +124,7 @@ def data_section(form: Form) -> None:
         except Exception as exc:  # the reader's one-line DataError, or anything unexpected
             problem = exc
     kind = dataset
-    if dataset == "synthetic":
+    if dataset == SYNTHETIC:
         a, b = st.columns(2)
         kind = form.knob("data.synth_layout", "Synthetic layout", a)
         form.knob("data.synth_identities", "Synthetic identities", b, min_value=1)
@@ -137,9 +145,11 @@ def data_section(form: Form) -> None:
             show_error(exc)
 
 
-def finished_runs() -> dict[str, dict[str, Any]]:
-    """Succeeded runs by folder path, with their configs."""
-    return {str(r.path): r.read_config() for r in list_runs(checkpoints_root()) if r.read_status().get("state") == "succeeded"}
+def finished_runs() -> dict[str, str]:
+    """Succeeded training runs: {folder path: label}."""
+    done = [info for info in training_runs() if info.state == "succeeded"]
+    names = labels_of(done)
+    return {info.path: names[info.run_id] for info in done}
 
 
 def model_section(form: Form) -> None:
@@ -155,13 +165,13 @@ def model_section(form: Form) -> None:
         if not runs:
             st.warning("No finished run to continue from yet.")
             return
-        chosen = st.selectbox("Continue from (its best checkpoint)", list(runs), format_func=lambda p: Path(p).name,
-                              key=form.widget_key("model.init_from"))
-        config = runs[chosen]
+        chosen = st.selectbox("Continue from (its checkpoint selected on validation)", list(runs),
+                              format_func=runs.get, key=form.widget_key("model.init_from"))
+        config = run_config(RunDir.at(chosen))
         form.set("model.init_from", chosen)
-        form.set("model.backbone", config.get("model", {}).get("backbone", form.defaults["model.backbone"]))
-        data = config.get("data", {})
-        st.caption(f"Backbone {form.values['model.backbone']}, trained on {data.get('dataset')}/{data.get('protocol')}.")
+        if config is not None:
+            form.set("model.backbone", config.model.backbone)
+            st.caption(f"Backbone {config.model.backbone}, trained on {config.data.dataset}/{config.data.protocol}.")
         return
     names = sorted(set(open_clip.list_models()) | {form.defaults["model.backbone"]})
     left, right = st.columns(2)
@@ -192,16 +202,17 @@ def model_section(form: Form) -> None:
 
 
 def losses_section(form: Form) -> None:
-    """One column per loss: on/off, weight and its own parameters."""
+    """One column per registered loss: on/off, weight and its own parameters (labelled by their knobs)."""
     st.subheader("Losses")
-    for column, (loss, (title, params)) in zip(st.columns(len(LOSSES)), LOSSES.items()):
-        weight_key = f"loss.{loss}.weight"
+    entries = losses.entries()
+    for column, (name, entry) in zip(st.columns(len(entries)), entries.items()):
+        weight_key = f"loss.{name}.weight"
         preset_weight = form.defaults[weight_key]
-        on = column.checkbox(title, value=preset_weight > 0, key=form.widget_key(f"{weight_key}:on"))
+        on = column.checkbox(entry.label, value=preset_weight > 0, key=form.widget_key(f"{weight_key}:on"))
         weight = form.knob(weight_key, "weight", column, default=preset_weight or 1.0, min_value=0.0, disabled=not on)
         form.set(weight_key, weight if on else 0.0)
-        for param, label in params.items():
-            form.knob(f"loss.{loss}.{param}", label, column, disabled=not on)
+        for key in (k for k in KEY_SPECS if k.startswith(f"loss.{name}.") and k != weight_key):
+            form.knob(key, KEY_SPECS[key].label or key.rsplit(".", 1)[1], column, disabled=not on)
 
 
 def training_section(form: Form) -> None:
@@ -233,8 +244,8 @@ def training_section(form: Form) -> None:
 
 def advanced_section(form: Form) -> None:
     """Every other scalar key (augmentation, schedule details, device, evaluation options), preset values."""
-    rest = [k for k in KEY_TYPES if k not in form.values and k != "name" and not k.startswith(NOT_ADVANCED)
-            and KEY_TYPES[k] is not Size]
+    rest = [k for k in KEY_SPECS if k not in form.values and k != "name" and not k.startswith(NOT_ADVANCED)
+            and KEY_SPECS[k].type is not Size]
     with st.expander("More settings"):
         for start in range(0, len(rest), 4):
             for column, key in zip(st.columns(4), rest[start:start + 4]):

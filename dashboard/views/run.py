@@ -1,5 +1,5 @@
-"""Run page: live curves, final metrics per protocol, the resolved config, the log, and
-evaluating the checkpoint on another protocol as a background job.
+"""Run page: live curves, results (final, and selected on validation) per protocol, the resolved
+config, the log, and evaluating the checkpoint on another protocol as a background job.
 
 Curves and status refresh every few seconds while the run is queued or running. Everything is
 read from the run folder (cached by file versions); nothing here trains or evaluates in-process.
@@ -7,154 +7,184 @@ read from the run folder (cached by file versions); nothing here trains or evalu
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 import yaml
 
-from core.data.protocols import protocol_names
-from core.data.readers import DATASETS
-from core.runs import RunDir
+from core.config import to_dict
+from core.data.layouts import dataset_names, protocol_names
+from core.losses import registry as losses
+from core.metrics import CONVENTIONS, RETRIEVAL, VALIDATION
+from core.runs import EvalRecord, Metrics, RunDir
 from dashboard.common import (
-    ACTIVE_STATES,
     REFRESH_SECONDS,
     checkpoints_root,
     duration,
-    eval_data,
+    eval_record,
+    is_active,
     metrics_frame,
-    pick_run,
     percent,
+    pick_run,
+    run_config,
     show_error,
 )
+from dashboard.views import PageSpec
 from dashboard.widgets import metric_cards
 from jobs import api as jobs
 
-LOSS_COMPONENTS = ("loss", "ce", "i2t", "triplet", "center", "arcface")
-RETRIEVAL = {"rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10", "rank20": "rank-20", "mAP": "mAP", "mINP": "mINP"}
-HEADLINE = ("rank1", "mAP", "mINP")
+PAGE = PageSpec("Run", "run", ":material/monitoring:", order=20)
+HEADLINE = ("rank1", "mAP", "mAP_trapezoid", "mINP")
 
 
 def status_line(run: RunDir) -> None:
     """The run's state, epoch, duration and error."""
     status = run.read_status()
-    state = status.get("state", "unknown")
-    epoch = f"epoch {status.get('epoch', 0)}/{status['epochs']}" if status.get("epochs") else ""
-    started, ended = status.get("started"), status.get("ended")
-    took = duration(ended - started) if isinstance(started, (int, float)) and isinstance(ended, (int, float)) else ""
-    st.markdown(f"**{state}** {epoch} {'· took ' + took if took else ''}")
-    if status.get("error"):
-        st.error(status["error"])
+    if status is None:
+        st.warning(f"{run.path} has no status yet.")
+        return
+    epoch = f"epoch {status.epoch:g}/{status.epochs}" if status.epochs else ""
+    took = duration(status.ended - status.started) if status.started and status.ended else ""
+    st.markdown(f"**{status.state}** {epoch} {'· took ' + took if took else ''}")
+    if status.error:
+        st.error(status.error)
 
 
-def line_chart(frame: pd.DataFrame, x: str, columns: list[str], title: str, y_title: str, log_y: bool = False) -> None:
-    """One plotly line per column (long format), skipping columns the frame lacks."""
-    present = [c for c in columns if c in frame.columns and frame[c].notna().any()]
+def line_chart(frame: pd.DataFrame, x: str, columns: dict[str, str], title: str, y_title: str,
+               log_y: bool = False) -> None:
+    """One plotly line per column ({column: legend name}, long format), skipping columns the frame lacks."""
+    present = {c: name for c, name in columns.items() if c in frame.columns and frame[c].notna().any()}
     if not present:
         return
-    long = frame[[x, *present]].melt(id_vars=x, var_name="series", value_name="value").dropna()
-    figure = px.line(long, x=x, y="value", color="series", title=title, labels={"value": y_title},
+    long = frame[[x, *present]].rename(columns=present).melt(id_vars=x, var_name="series", value_name="value")
+    figure = px.line(long.dropna(), x=x, y="value", color="series", title=title, labels={"value": y_title},
                      markers=len(frame) < 30, log_y=log_y)
     figure.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
     st.plotly_chart(figure, key=f"chart_{title}")
 
 
 def curves(run: RunDir) -> None:
-    """Training curves (loss components, lr, images/s) and per-evaluation retrieval curves."""
+    """Training curves (loss components, lr, images/s), the prompt phase, and per-evaluation curves."""
     metrics = metrics_frame(run)
     if metrics.empty or "kind" not in metrics.columns:
         st.info("No metrics yet.")
         return
     train = metrics[metrics["kind"] == "train"]
-    evals = metrics[metrics["kind"] == "eval"].copy()
+    prompt = metrics[metrics["kind"] == "prompt"]
+    evals = metrics[metrics["kind"] == "eval"]
     left, right = st.columns(2)
+    parts = {"loss": "loss", **{name: entry.label for name, entry in losses.entries().items()}}
     if not train.empty:
         with left:
             # unweighted components differ by orders of magnitude (center ~100, CE ~1): a log axis shows each
-            line_chart(train, "step", list(LOSS_COMPONENTS), "Losses", "loss (log scale)", log_y=True)
-            line_chart(train, "step", ["images_per_s"], "Throughput", "images/s")
+            line_chart(train, "step", parts, "Losses", "loss (log scale)", log_y=True)
+            line_chart(train, "step", {"images_per_s": "images/s"}, "Throughput", "images/s")
         with right:
-            line_chart(train, "step", ["lr"], "Learning rate", "lr")
+            line_chart(train, "step", {"lr": "learning rate"}, "Learning rate", "lr")
+    if not prompt.empty:
+        columns = {c: c for c in prompt.columns if c not in ("kind", "epoch", "step") and prompt[c].notna().any()}
+        line_chart(prompt, "step" if "step" in prompt else "epoch", columns, "Prompt learning", "loss")
     if not evals.empty:
-        for key in RETRIEVAL:
-            if key in evals.columns:
-                evals[RETRIEVAL[key]] = evals[key] * 100
+        split = evals["split"] if "split" in evals.columns else pd.Series("test", index=evals.index)
+        test, val = evals[split == "test"].copy(), evals[split == "val"].copy()
+        for frame in (test, val):
+            for key in RETRIEVAL:
+                if key in frame.columns:
+                    frame[key] = frame[key] * 100
         with left:
-            line_chart(evals, "epoch", ["rank-1", "mAP", "mINP"], "Retrieval per evaluation", "%")
+            line_chart(test, "epoch", {k: RETRIEVAL[k] for k in ("rank1", "mAP", "mAP_trapezoid")},
+                       "Test retrieval per evaluation", "%")
+            line_chart(val, "epoch", {k: VALIDATION[k] for k in ("rank1", "mAP")}, "Validation (model selection)", "%")
         with right:
-            line_chart(evals, "epoch", ["ratio"], "Intra / inter-identity distance", "ratio")
+            line_chart(test, "epoch", {"ratio": "intra / inter", "spread_pre_bn": "pre-BN spread"},
+                       "Feature statistics (test)", "value")
 
 
-def mean_std(result: dict[str, Any], key: str) -> str:
+def mean_std(values: Metrics, key: str) -> str:
     """`91.23 ± 1.05` (percent) for a metric with its std over runs; empty when missing."""
-    if key not in result:
+    if values.get(key) is None:
         return ""
-    std = result.get(f"{key}_std")
-    return f"{percent(result[key]):.2f}" + (f" ± {percent(std):.2f}" if std is not None else "")
+    std = values.get(f"{key}_std")
+    return f"{percent(values[key]):.2f}" + (f" ± {percent(std):.2f}" if std is not None else "")
 
 
-def metrics_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per protocol: each retrieval metric as mean ± std over runs, in percent."""
-    rows = [{"protocol": name, **{label: mean_std(r, key) for key, label in RETRIEVAL.items()}}
-            for name, r in results.items() if r]
-    return pd.DataFrame(rows, columns=["protocol", *RETRIEVAL.values()])
+def metrics_table(results: dict[str, Metrics]) -> pd.DataFrame:
+    """One row per result: each retrieval metric as mean ± std over runs, in percent."""
+    rows = [{"result": name, **{label: mean_std(values, key) for key, label in RETRIEVAL.items()}}
+            for name, values in results.items() if values]
+    return pd.DataFrame(rows, columns=["result", *RETRIEVAL.values()])
 
 
-def gains_table(evaluation: dict[str, Any]) -> pd.DataFrame:
+def gains_table(record: EvalRecord) -> pd.DataFrame:
     """Epoch 0 (before training) -> final, per metric, in percent."""
-    start, final = evaluation.get("epoch0", {}), evaluation.get("final", {})
+    start = record.epoch0.test if record.epoch0 else {}
+    final = record.final.test if record.final else {}
     rows = [
         {"metric": label, "epoch 0": percent(start.get(key)), "final": percent(final.get(key)),
-         "gain": percent(final[key] - start[key]) if key in start and key in final else None}
+         "gain": percent(final[key] - start[key]) if start.get(key) is not None and final.get(key) is not None
+         else None}
         for key, label in RETRIEVAL.items() if key in start or key in final
     ]
     return pd.DataFrame(rows, columns=["metric", "epoch 0", "final", "gain"])
 
 
-def results(run: RunDir, config: dict[str, Any]) -> None:
-    """Headline cards, per-protocol table and epoch-0 gains from eval.json."""
-    evaluation = eval_data(run)
-    final = evaluation.get("final")
-    if not final:
+def labelled_results(record: EvalRecord) -> dict[str, Metrics]:
+    """The run's own results by what they are: the last epoch's test figures and those of the epoch
+    selected on validation."""
+    out: dict[str, Metrics] = {}
+    if record.final:
+        out[f"{record.key} · final (epoch {record.final.epoch})"] = record.final.test
+    if record.selected:
+        out[f"{record.key} · selected on {record.selection} (epoch {record.selected.epoch})"] = record.selected.test
+    return out
+
+
+def results(run: RunDir) -> None:
+    """Headline cards, the results table (final and selected on validation) and epoch-0 gains."""
+    record = eval_record(run)
+    if record.final is None:
         st.info("No final evaluation yet.")
         return
-    start = evaluation.get("epoch0", {})
+    final, start = record.final.test, record.epoch0.test if record.epoch0 else {}
     metric_cards(
         {RETRIEVAL[k]: percent(final.get(k)) for k in HEADLINE},
-        {RETRIEVAL[k]: percent(final[k] - start[k]) for k in HEADLINE if k in start and k in final},
+        {RETRIEVAL[k]: percent(final[k] - start[k]) for k in HEADLINE
+         if start.get(k) is not None and final.get(k) is not None},
+        columns=len(HEADLINE),
     )
-    data = config.get("data", {})
-    trained_on = evaluation.get("protocol") or f"{data.get('dataset', '?')}/{data.get('protocol', '?')}"
-    runs = evaluation.get("runs", "?")
-    best = f"; best epoch {evaluation['best_epoch']}" if "best_epoch" in evaluation else ""
-    st.caption(f"Mean ± std over {runs} query/gallery runs{best}.")
-    st.dataframe(metrics_table({str(trained_on): final}), hide_index=True, placeholder="–")
-    st.dataframe(gains_table(evaluation), hide_index=True,
+    st.caption(f"Final epoch's test figures, change since epoch 0. Mean ± std over {record.runs} query/gallery "
+               f"runs. {CONVENTIONS}")
+    st.dataframe(metrics_table(labelled_results(record)), hide_index=True, placeholder="–")
+    if record.selected is not None:
+        st.caption(f"Validation at the selected epoch {record.selected.epoch}: " + ", ".join(
+            f"{VALIDATION[k]} {percent(v):.2f}%" for k, v in record.selected.val.items() if k in VALIDATION and v is not None))
+    st.dataframe(gains_table(record), hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("epoch 0", "final", "gain")})
 
 
-def live(run: RunDir, config: dict[str, Any]) -> None:
+def live(run: RunDir) -> None:
     status_line(run)
     curves(run)
-    results(run, config)
+    results(run)
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
-def live_fragment(run: RunDir, config: dict[str, Any]) -> None:
+def live_fragment(run: RunDir) -> None:
     """`live` every few seconds; a full rerun once the run has finished drops the timer."""
-    live(run, config)
-    if run.read_status().get("state") not in ACTIVE_STATES:
+    live(run)
+    status = run.read_status()
+    if status is None or not is_active(status.state):
         st.rerun(scope="app")
 
 
 def evaluate_form(run: RunDir) -> None:
     """Queue an evaluation of this run's checkpoint on another dataset / protocol."""
-    dataset = st.selectbox("Dataset", DATASETS, key="run_eval_dataset")
+    dataset = st.selectbox("Dataset", dataset_names(), key="run_eval_dataset")
     with st.form("run_eval"):
         root = st.text_input("Dataset root", key="run_eval_root")
         protocol = st.selectbox("Protocol", protocol_names(dataset), key="run_eval_protocol")
-        checkpoint = st.selectbox("Checkpoint", ("best", "last"), key="run_eval_checkpoint")
+        checkpoint = st.selectbox("Checkpoint", ("best", "last"), key="run_eval_checkpoint",
+                                  format_func={"best": "best (selected on validation)", "last": "last epoch"}.get)
         submitted = st.form_submit_button("Evaluate", key="run_eval_submit")
     if submitted:
         try:
@@ -165,10 +195,11 @@ def evaluate_form(run: RunDir) -> None:
 
 
 def cross_results(run: RunDir) -> None:
-    """Earlier evaluations of this run on other protocols (eval.json["cross"])."""
-    cross = eval_data(run).get("cross", {})
+    """Earlier evaluations of this run on other protocols (eval.json's cross results)."""
+    cross = eval_record(run).cross
     if cross:
-        st.dataframe(metrics_table(cross), hide_index=True, placeholder="–")
+        labelled = {f"{key} · {result.checkpoint} (epoch {result.epoch})": result.test for key, result in cross.items()}
+        st.dataframe(metrics_table(labelled), hide_index=True, placeholder="–")
     else:
         st.caption("No evaluations on other protocols yet.")
 
@@ -179,17 +210,18 @@ def render() -> None:
     if run is None:
         return
     try:
-        config = run.read_config()
-        if run.read_status().get("state") in ACTIVE_STATES:
-            live_fragment(run, config)
+        status = run.read_status()
+        if status is not None and is_active(status.state):
+            live_fragment(run)
         else:
-            live(run, config)
+            live(run)
         st.subheader("Evaluate on another protocol")
         evaluate_form(run)
         cross_results(run)
+        config = run_config(run)
         with st.expander("Resolved config"):
-            st.code(yaml.safe_dump(config, sort_keys=False), language="yaml")
-        with st.expander("Log tail", expanded=run.read_status().get("state") == "failed"):
+            st.code(yaml.safe_dump(to_dict(config), sort_keys=False) if config else "(none)", language="yaml")
+        with st.expander("Log tail", expanded=status is not None and status.state == "failed"):
             st.code(run.log_tail(200) or "(empty)", language="text")
     except Exception as exc:  # a half-written or foreign run folder must not take the page down
         show_error(exc)

@@ -11,8 +11,22 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import ACTIVE_STATES, REFRESH_SECONDS, checkpoints_root, duration, page_link, percent, show_error
+from dashboard.common import (
+    REFRESH_SECONDS,
+    checkpoints_root,
+    duration,
+    is_active,
+    labels_of,
+    list_runs,
+    page_link,
+    percent,
+    show_error,
+)
+from dashboard.views import PageSpec
 from jobs import api as jobs
+
+
+PAGE = PageSpec("Runs", "runs", ":material/list:", order=10)
 
 MESSAGE = "runs_message"  # an action's outcome, shown after the rerun it triggers
 COLUMNS = {
@@ -23,8 +37,11 @@ COLUMNS = {
     "progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0, format="percent"),
     "epochs": st.column_config.TextColumn("Epoch"),
     "eta": st.column_config.TextColumn("ETA"),
-    "rank1": st.column_config.NumberColumn("Best rank-1 %", format="%.2f"),
-    "mAP": st.column_config.NumberColumn("Best mAP %", format="%.2f"),
+    "rank1": st.column_config.NumberColumn("Final rank-1 %", format="%.2f", help="the last epoch, test side"),
+    "mAP": st.column_config.NumberColumn("Final mAP %", format="%.2f", help="the last epoch, test side"),
+    "selected_mAP": st.column_config.NumberColumn("Selected mAP %", format="%.2f",
+                                                  help="test mAP of the epoch selected on validation mAP"),
+    "selected_epoch": st.column_config.NumberColumn("Selected epoch", format="%d"),
     "backbone": st.column_config.TextColumn("Backbone"),
     "losses": st.column_config.TextColumn("Losses"),
     "sweep": st.column_config.TextColumn("Sweep"),
@@ -44,9 +61,11 @@ def runs_table(infos: list[jobs.RunInfo]) -> pd.DataFrame:
             "state": i.state,
             "progress": i.progress,
             "epochs": f"{round(i.epoch or 0, 1):g}/{i.epochs}" if i.epochs else "",
-            "eta": duration(i.eta_seconds) if i.state in ACTIVE_STATES else "",
-            "rank1": percent(i.best_rank1),
-            "mAP": percent(i.best_mAP),
+            "eta": duration(i.eta_seconds) if is_active(i.state) else "",
+            "rank1": percent(i.final.get("rank1")),
+            "mAP": percent(i.final.get("mAP")),
+            "selected_mAP": percent(i.selected.get("mAP")),
+            "selected_epoch": i.selected_epoch,
             "backbone": i.backbone,
             "losses": i.losses,
             "sweep": i.sweep_id or "",
@@ -61,7 +80,7 @@ def runs_table(infos: list[jobs.RunInfo]) -> pd.DataFrame:
 
 def load_runs() -> list[jobs.RunInfo] | None:
     try:
-        return jobs.list_runs(checkpoints_root())
+        return list_runs()
     except Exception as exc:  # a broken queue or run folder must not take the page down
         show_error(exc)
         return None
@@ -78,18 +97,18 @@ def live_table() -> None:
     if infos is None:
         return
     show_table(infos)
-    if not any(i.state in ACTIVE_STATES for i in infos):
+    if not jobs.active(infos):
         st.rerun(scope="app")
 
 
 def actions(infos: list[jobs.RunInfo]) -> None:
     """Cancel or resume one selected run."""
     by_id = {i.run_id: i for i in infos}
-    chosen = st.selectbox("Run", list(by_id), key="runs_selected")
+    chosen = st.selectbox("Run", list(by_id), key="runs_selected", format_func=labels_of(infos).get)
     info = by_id[chosen]
     left, middle, right = st.columns([1, 1, 4])
-    cancel = left.button("Cancel", disabled=info.state not in ACTIVE_STATES, key="runs_cancel")
-    resume = middle.button("Resume", disabled=info.state not in ("failed", "cancelled"), key="runs_resume")
+    cancel = left.button("Cancel", disabled=not is_active(info.state), key="runs_cancel")
+    resume = middle.button("Resume", disabled=info.state not in jobs.RESUMABLE, key="runs_resume")
     if info.kind == "train":
         with right:
             page_link("run", f"Open {chosen}", {"run": chosen}, icon=":material/monitoring:")
@@ -109,9 +128,9 @@ def actions(infos: list[jobs.RunInfo]) -> None:
 
 def compare_picker(infos: list[jobs.RunInfo]) -> None:
     """Pick runs to compare; the link opens the Compare page with ?runs=a,b."""
-    ids = [i.run_id for i in infos if i.kind == "train"]
-    wanted = [r for r in st.query_params.get("runs", "").split(",") if r in ids]
-    chosen = st.multiselect("Runs to compare", ids, default=wanted, key="runs_compare")
+    names = labels_of([i for i in infos if i.kind == "train"])
+    wanted = [r for r in st.query_params.get("runs", "").split(",") if r in names]
+    chosen = st.multiselect("Runs to compare", list(names), default=wanted, key="runs_compare", format_func=names.get)
     if chosen:
         st.query_params["runs"] = ",".join(chosen)
         page_link("compare", f"Compare {len(chosen)} runs", {"runs": ",".join(chosen)}, icon=":material/compare:")
@@ -129,7 +148,7 @@ def render() -> None:
     if not infos:
         st.info(f"No runs in {checkpoints_root()} yet: start one on the New run page.")
         return
-    if any(i.state in ACTIVE_STATES for i in infos):
+    if jobs.active(infos):
         live_table()
     else:
         show_table(infos)

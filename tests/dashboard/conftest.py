@@ -16,6 +16,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 
+@pytest.fixture(autouse=True)
+def schedulers_started(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Pages restart a dead scheduler while runs wait (jobs.api.list_runs); in these tests queued runs stay
+    queued: the calls are recorded instead."""
+    started: list = []
+    monkeypatch.setattr("jobs.api.ensure_scheduler", lambda root=None: started.append(root) or True)
+    return started
+
+
 @pytest.fixture
 def checkpoints(trained_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HANDID_CHECKPOINTS", str(trained_root))

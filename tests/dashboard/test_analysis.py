@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.analysis import Embeddings
+from core.runs import Embeddings
 from core.errors import DataError
 from core.projections import projection_path
 from core.runs import RunDir
@@ -25,7 +25,7 @@ def run(tmp_path) -> RunDir:
     arrays = Embeddings(f[:6], np.arange(6) % 3, text("/q/", 6), (np.arange(6) % 3).astype(str), np.array(["a"] * 6),
                         f[6:], np.arange(6) % 3, text("/g/", 6), (np.arange(6) % 3).astype(str), np.array(["b"] * 6))
     run = RunDir(tmp_path)
-    run.write_embeddings(arrays.arrays())
+    run.write_embeddings(arrays)
     return run
 
 

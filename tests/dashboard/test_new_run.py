@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.runs import list_runs
-from dashboard.views.new_run import LOSSES
+from core.losses import registry
+from core.runs import list_run_dirs as list_runs
 
 
 def key(name: str) -> str:
@@ -84,11 +84,11 @@ def test_start_training_queues_the_form_as_a_run(synth_root, empty_checkpoints, 
     runs = list_runs(empty_checkpoints)
     assert len(runs) == 1 and no_scheduler == [empty_checkpoints]
     config = runs[0].read_config()
-    assert config["data"]["root"] == str(synth_root)
-    assert config["train"]["epochs"] == 3
-    assert config["loss"]["triplet"]["weight"] == 0.0 and config["loss"]["ce"]["weight"] == 1.0
-    assert runs[0].read_status()["state"] == "queued"
-    assert runs[0].read_status()["name"] == "my run"
+    assert config.data.root == str(synth_root)
+    assert config.train.epochs == 3
+    assert config.loss.triplet.weight == 0.0 and config.loss.ce.weight == 1.0
+    assert runs[0].read_status().state == "queued"
+    assert runs[0].read_status().name == "my run"
     assert runs[0].run_id in at.success[0].value
     links = [link.proto for link in at.get("page_link")]
     assert any(link.page == "run" and runs[0].run_id in link.label for link in links)
@@ -96,7 +96,7 @@ def test_start_training_queues_the_form_as_a_run(synth_root, empty_checkpoints, 
 
 def test_a_config_error_is_one_line_and_queues_nothing(empty_checkpoints, no_scheduler, open_page):
     at = open_page("new_run")
-    for loss in LOSSES:
+    for loss in registry.entries():
         at.checkbox(key=key(f"loss.{loss}.weight:on")).uncheck()
     at.run()
     button(at, "Start training").click().run()
@@ -112,8 +112,8 @@ def test_start_sweep_queues_one_run_per_grid_value(empty_checkpoints, no_schedul
     button(at, "Start sweep").click().run()
     assert not at.exception and not at.error
     runs = list_runs(empty_checkpoints)
-    assert sorted(r.read_config()["optim"]["lr"] for r in runs) == [1e-4, 1e-3]
-    assert len({r.read_status()["sweep_id"] for r in runs}) == 1
+    assert sorted(r.read_config().optim.lr for r in runs) == [1e-4, 1e-3]
+    assert len({r.read_status().sweep_id for r in runs}) == 1
 
 
 def test_a_bad_sweep_key_is_reported(empty_checkpoints, no_scheduler, open_page):
@@ -135,7 +135,7 @@ def test_continue_from_a_finished_run_sets_init_from_and_its_backbone(checkpoint
     assert Path(config).name == "demo.yaml"
     assert overrides["model.init_from"] == str(checkpoints / "done_ce")
     assert "model.backbone" not in overrides  # done_ce's backbone is the preset's, HandID-Tiny
-    assert sorted(at.selectbox(key=key("model.init_from")).options) == ["done", "done_ce"]  # succeeded runs only
+    assert sorted(at.selectbox(key=key("model.init_from")).options) == ["demo · done", "demo · done_ce"]  # succeeded
 
 
 def test_a_chain_queues_stage2_with_the_forms_data(empty_checkpoints, captured, open_page):

@@ -11,7 +11,7 @@ import yaml
 
 from pathlib import Path
 
-from core.runs import RunDir
+from core.runs import EvalRecord, Result, RunDir
 from dashboard.views.run import gains_table, mean_std, metrics_table
 from jobs import api as jobs
 
@@ -24,16 +24,21 @@ def test_finished_run_shows_curves_metrics_config_and_log(checkpoints, open_page
     assert at.selectbox(key="pick_run").value == "done"
     figures = {json.loads(chart.proto.spec)["layout"]["title"]["text"]: json.loads(chart.proto.spec)
                for chart in at.get("plotly_chart")}
-    assert set(figures) == {"Losses", "Learning rate", "Throughput", "Retrieval per evaluation",
-                            "Intra / inter-identity distance"}
-    assert {trace["name"] for trace in figures["Losses"]["data"]} == {"loss", "ce", "triplet"}
-    assert {trace["name"] for trace in figures["Retrieval per evaluation"]["data"]} == {"rank-1", "mAP", "mINP"}
-    epochs = figures["Retrieval per evaluation"]["data"][0]["x"]  # plotly's binary array encoding
+    assert set(figures) == {"Losses", "Learning rate", "Throughput", "Test retrieval per evaluation",
+                            "Validation (model selection)", "Feature statistics (test)"}
+    assert {trace["name"] for trace in figures["Losses"]["data"]} == {"loss", "Cross-entropy", "Triplet"}
+    assert {trace["name"] for trace in figures["Test retrieval per evaluation"]["data"]} == {
+        "rank-1", "mAP", "mAP (papers' convention)"}
+    epochs = figures["Test retrieval per evaluation"]["data"][0]["x"]  # plotly's binary array encoding
     assert np.frombuffer(base64.b64decode(epochs["bdata"]), dtype=epochs["dtype"]).tolist() == [0, 1, 2]
-    evaluation = RunDir(checkpoints / "done").read_eval()
+    record = RunDir(checkpoints / "done").read_eval()
     cards = {m.label: m for m in at.metric}
-    assert cards["rank-1"].value == f"{100 * evaluation['final']['rank1']:.2f}"
-    assert cards["mAP"].delta == f"{100 * (evaluation['final']['mAP'] - evaluation['epoch0']['mAP']):+.2f}"
+    assert cards["rank-1"].value == f"{100 * record.final.test['rank1']:.2f}"
+    gain = record.final.test["mAP"] - record.epoch0.test["mAP"]
+    assert cards["mAP"].delta == f"{100 * gain:+.2f}"
+    results = at.dataframe[0].value
+    assert results["result"].tolist() == [f"synthetic/dorsal_r · final (epoch 2)",
+                                          f"synthetic/dorsal_r · selected on val mAP (epoch {record.selected.epoch})"]
     config = yaml.safe_load(at.code[0].value)
     assert config["train"]["epochs"] == 2 and config["model"]["backbone"] == "HandID-Tiny"
     assert "succeeded" in at.code[1].value
@@ -41,14 +46,14 @@ def test_finished_run_shows_curves_metrics_config_and_log(checkpoints, open_page
 
 def test_cross_evaluations_are_listed(checkpoints, open_page):
     at = open_page("run", run="done")
-    protocols = [list(frame.value["protocol"]) for frame in at.dataframe if "protocol" in frame.value.columns]
-    assert ["synthetic/palmar_r"] in protocols
+    results = [list(frame.value["result"]) for frame in at.dataframe if "result" in frame.value.columns]
+    assert any(rows and rows[0].startswith("synthetic/palmar_r · best (epoch") for rows in results)
 
 
 def test_failed_run_shows_its_error(checkpoints, open_page):
     at = open_page("run", run="broken")
     assert not at.exception
-    assert any("dataset root not found" in e.value for e in at.error)
+    assert any("at least 2 are needed" in e.value for e in at.error)
 
 
 def test_evaluate_form_queues_a_background_job(checkpoints, open_page, monkeypatch):
@@ -66,7 +71,7 @@ def test_evaluate_form_queues_a_background_job(checkpoints, open_page, monkeypat
 
 def test_metrics_table_shows_mean_and_std_in_percent():
     table = metrics_table({"11k/dorsal_r": {"rank1": 0.9123, "rank1_std": 0.0105, "mAP": 0.5}, "empty": {}})
-    assert table["protocol"].tolist() == ["11k/dorsal_r"]
+    assert table["result"].tolist() == ["11k/dorsal_r"]
     assert table.loc[0, "rank-1"] == "91.23 ± 1.05"
     assert table.loc[0, "mAP"] == "50.00"
     assert table.loc[0, "rank-5"] == ""
@@ -74,7 +79,8 @@ def test_metrics_table_shows_mean_and_std_in_percent():
 
 
 def test_gains_table_is_final_minus_epoch0():
-    table = gains_table({"epoch0": {"rank1": 0.25, "mAP": 0.5}, "final": {"rank1": 0.75}}).set_index("metric")
+    record = EvalRecord(epoch0=Result(0, {"rank1": 0.25, "mAP": 0.5}), final=Result(2, {"rank1": 0.75}))
+    table = gains_table(record).set_index("metric")
     assert table.loc["rank-1", ["epoch 0", "final", "gain"]].tolist() == pytest.approx([25.0, 75.0, 50.0])
     assert table.loc["mAP", "epoch 0"] == pytest.approx(50.0)
     assert table["gain"].isna().tolist() == [False, True]

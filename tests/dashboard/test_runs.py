@@ -24,10 +24,12 @@ def test_table_lists_every_run_with_its_state_and_results(checkpoints, open_page
     assert table.loc["done", "losses"] == "ce+triplet"
     assert table.loc["done_ce", "losses"] == "ce"
     assert table.loc["done", "backbone"] == "HandID-Tiny"
-    best = RunDir(checkpoints / "done").read_eval()["best"]
-    assert table.loc["done", "rank1"] == pytest.approx(100 * best["rank1"])
-    assert table.loc["done", "mAP"] == pytest.approx(100 * best["mAP"])
-    assert "dataset root not found" in table.loc["broken", "error"]
+    record = RunDir(checkpoints / "done").read_eval()
+    assert table.loc["done", "rank1"] == pytest.approx(100 * record.final.test["rank1"])
+    assert table.loc["done", "mAP"] == pytest.approx(100 * record.final.test["mAP"])
+    assert table.loc["done", "selected_mAP"] == pytest.approx(100 * record.selected.test["mAP"])
+    assert table.loc["done", "selected_epoch"] == record.selected.epoch
+    assert "at least 2 are needed" in table.loc["broken", "error"]
 
 
 def test_finished_runs_are_not_refreshed_and_offer_no_cancel(checkpoints, open_page):
@@ -61,9 +63,9 @@ def test_an_empty_root_says_so(empty_checkpoints, open_page):
 
 
 def test_running_run_shows_eta_and_epoch_progress():
-    info = RunInfo(run_id="r1", name="r", state="running", epoch=2.5, epochs=10, progress=0.25, best_rank1=0.5,
-                   best_mAP=None, created=0.0, started=0.0, ended=None, sweep_id="sweep-1", after=None, error=None,
-                   path="/x", kind="train", backbone="RN50", losses="ce", eta_seconds=3725.0)
+    info = RunInfo(run_id="r1", name="r", state="running", epoch=2.5, epochs=10, progress=0.25,
+                   final={"rank1": 0.5}, created=0.0, started=0.0, sweep_id="sweep-1", path="/x", kind="train",
+                   backbone="RN50", losses="ce", eta_seconds=3725.0)
     row = runs_table([info]).iloc[0]
     assert (row["epochs"], row["eta"], row["rank1"], row["sweep"]) == ("2.5/10", "1h 02m", 50.0, "sweep-1")
     assert pd.isna(row["mAP"])
