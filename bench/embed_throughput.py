@@ -1,6 +1,6 @@
 """Embedding extraction images/s: HandIDModel.embed over a device-resident uint8 cache.
 
-The evaluation's own `extract_features` (core.training.evaluation): batches sliced from a
+The evaluation's own `extract_features` (core.evaluation): batches sliced from a
 uint8 NHWC tensor on the device, normalised there, embedded in bf16 autocast on CUDA, with
 and without the flip test-time augmentation (which embeds every image twice). Images/s counts
 each image once; the median over repeats (the two modes interleaved) after one warm-up pass.
@@ -18,9 +18,9 @@ from bench.timing import add_output_arguments, device_name, emit, median_rate, r
 from core.config import Config
 from core.model.backbone import create_clip
 from core.model.handid import HandIDModel
-from core.training.evaluation import extract_features
+from core.device import resolve_device
+from core.evaluation import Extraction, extract_features
 from core.training.model import memory_format
-from core.training.trainer import resolve_device
 
 
 def measure(backbone: str = "HandID-Tiny", image_size: tuple[int, int] = (64, 64), images: int = 1024,
@@ -35,8 +35,8 @@ def measure(backbone: str = "HandID-Tiny", image_size: tuple[int, int] = (64, 64
     result: dict = {"backbone": backbone, "image_size": f"{image_size[0]}x{image_size[1]}", "images": images,
                     "batch_size": batch_size, "repeats": repeats, "bf16": amp and dev.type == "cuda",
                     "device": device_name(dev)}
-    passes = {"flip": lambda: extract_features(model, cache, "pre_bn", batch_size, True, amp, fmt),
-              "no_flip": lambda: extract_features(model, cache, "pre_bn", batch_size, False, amp, fmt)}
+    passes = {"flip": lambda: extract_features(model, cache, Extraction("pre_bn", batch_size, True, amp, fmt)),
+              "no_flip": lambda: extract_features(model, cache, Extraction("pre_bn", batch_size, False, amp, fmt))}
     seconds: dict[str, list[float]] = {name: [] for name in passes}
     for name, extract in passes.items():  # warm-up
         timed(extract, dev)

@@ -26,11 +26,10 @@ import torch
 from bench.photos import PROTOCOL, ensure_photos, scale
 from bench.reference_pipeline import BATCH_SIZE, ReferenceLoop, encoder_with_head, make_loader
 from bench.timing import add_output_arguments, device_name, emit, error_text, median_rate, release, size_arg, timed
-from core.config import Config, load_config
+from core.config import Config, load_config, train_target
 from core.data.cache import load_images
+from core.data.protocols import load_protocol
 from core.runs import RunDir
-from core.training.data import load_protocol
-from core.training.targets import train_target
 from core.training.lifecycle import CancelFlag
 from core.training.trainer import Trainer
 
@@ -66,7 +65,7 @@ def our_rates(root: Path, backbone: str, image_size: tuple[int, int], epochs: in
     """Our figures, plus the training split's paths, labels and class count for the reference."""
     epochs = max(epochs, OUR_MIN_EPOCHS)
     cfg = our_config(root, backbone, image_size, epochs + 1, workdir / "cache")
-    train = load_protocol(cfg.data, train_target(cfg), cfg.eval.seed, cfg.eval.runs).train
+    train = load_protocol(train_target(cfg), cfg.eval.seed, cfg.eval.runs).train
     paths, labels = list(train["path"]), [int(v) for v in train["label"]]
     cache_s = timed(lambda: load_images(paths, tuple(image_size), workdir / "cache"), torch.device("cpu"))
     trainer = Trainer(cfg, RunDir.at(workdir / "run").create(), CancelFlag())

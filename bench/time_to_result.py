@@ -34,7 +34,7 @@ GPU_GOAL_S = 120.0
 LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ ([\w.]+): (.*)$")
 # (logger, message prefix) -> the phase that ends with that line
 MARKS = (
-    ("core.training.data", "read ", "startup"),
+    ("core.training.trainer", "read ", "startup"),
     ("core.training.trainer", "train ", "data_prep"),
     ("core.training.trainer", "model ", "model_build"),
     ("core.training.trainer", "eval epoch", "evaluation"),

@@ -31,10 +31,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.reference_pipeline import EncoderWithHead, encoder_with_head
 from bench.timing import add_output_arguments, device_name, emit, error_text, median_rate, release, size_arg, timed
 from core.config import load_config
+from core.device import autocast, resolve_device
 from core.runs import RunDir
-from core.training.evaluation import autocast
 from core.training.lifecycle import CancelFlag
-from core.training.trainer import Trainer, resolve_device
+from core.training.trainer import Trainer
 
 STAGE2 = "configs/stage2_ce_triplet_center.yaml"
 PK_K = 4

@@ -98,6 +98,8 @@ class Trainer:
         target, test_target = train_target(cfg), eval_target(cfg)
         ensure_dataset(cfg.data)
         self.protocol = load_protocol(target, cfg.eval.seed, cfg.eval.runs)
+        log.info("read %s: %d training images of %d identities", target.key, len(self.protocol.train),
+                 self.protocol.num_classes)
         eval_protocol = self.protocol if test_target == target else load_protocol(test_target, cfg.eval.seed,
                                                                                    cfg.eval.runs)
         self.cancel.check()
@@ -105,15 +107,14 @@ class Trainer:
         self.model = build_model(cfg, self.protocol.class_names, self.aspects).to(self.device)
         self.memory_format = memory_format(self.model, cfg)
         self.model.to(memory_format=self.memory_format)
+        log.info("model %s (%s) on %s: %d classes, feature dim %d", cfg.model.backbone,
+                 cfg.model.pretrained or "random init", self.device, self.protocol.num_classes, self.model.feature_dim)
         self._load_images(test_target, eval_protocol)
-        log.info("train %s: %s; evaluate %s: %s", target.key, self.protocol.describe()["train"],
-                 test_target.key, eval_protocol.describe())
         self._build_training()
+        log.info("train %s: %s, %d steps per epoch; evaluate %s: %s", target.key, self.protocol.describe()["train"],
+                 len(self.sampler), test_target.key, eval_protocol.describe())
         if resume:
             self._resume()
-        log.info("model %s (%s) on %s: %d classes, feature dim %d, %d steps per epoch",
-                 cfg.model.backbone, cfg.model.pretrained or "random init", self.device,
-                 self.protocol.num_classes, self.model.feature_dim, len(self.sampler))
 
     def _load_images(self, test_target, eval_protocol) -> None:
         cfg, pre = self.cfg, self.model.preprocess

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bench.train_throughput import STAGE2, full_trainer, measure
-from core.training.evaluation import autocast
+from core.device import autocast
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 CUDA = torch.device("cuda")

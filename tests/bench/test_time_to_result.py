@@ -7,7 +7,7 @@ import pytest
 from bench.time_to_result import phase_seconds
 
 LOG = """\
-2026-01-01 10:00:02,000 INFO core.training.data: read 400 images of 32 identities from /x (synthetic)
+2026-01-01 10:00:02,000 INFO core.training.trainer: read synthetic/default: 400 training images of 32 identities
 2026-01-01 10:00:05,500 INFO core.training.trainer: train synthetic/default: {...}; evaluate synthetic/default: {...}
 2026-01-01 10:00:05,600 INFO root: Parsing tokenizer identifier. Schema: None
 2026-01-01 10:00:06,000 INFO core.training.trainer: model HandID-Tiny (random init) on cpu: 16 classes
