@@ -554,7 +554,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--layout", choices=synthetic_layouts(), required=True, help="on-disk layout to imitate")
     parser.add_argument("--out", type=Path, required=True, help="new (or empty) output folder")
-    parser.add_argument("--identities", type=int, default=20, help="people (HD: subjects in 1-501)")
+    parser.add_argument("--identities", type=int, default=20,
+                        help="people (HD: the protocol's subjects; distractor subjects are added)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=parse_size, default=DEFAULT_SIZE, help="image size HEIGHTxWIDTH (default 300x400)")
     parser.add_argument("--images-per-aspect", type=int, default=4, help="photos per person and aspect")
