@@ -43,7 +43,6 @@ PAGE = PageSpec("New run", "new_run", ":material/add_circle:", order=0)
 
 DEFAULT_PRESET = "demo.yaml"
 STAGE2_PRESET = "stage2_ce_triplet.yaml"
-KEY_SPECS = key_specs()
 STARTED = "new_run_started"  # run ids of the last submission, shown until the next one
 WEIGHTS = ("Random init (from scratch)", "open_clip tag", "Local file", "Continue from a finished run")
 NOT_ADVANCED = ("data.synth_",)  # only meaningful for synthetic data, shown in the data section then
@@ -57,13 +56,14 @@ class Form:
     preset: str
     defaults: dict[str, Any]
     values: dict[str, Any] = field(default_factory=dict)
+    specs: dict[str, Any] = field(default_factory=key_specs)  # every key's type and checks (registries included)
 
     def widget_key(self, key: str) -> str:
         return f"new_run:{self.preset}:{key}"  # a new preset gets fresh widgets holding its values
 
     def knob(self, key: str, label: str, where: Any = st, default: Any = None, **kwargs: Any) -> Any:
         """The widget that fits the key's type, starting at the preset's value (or `default`)."""
-        spec, value = KEY_SPECS[key], self.defaults[key] if default is None else default
+        spec, value = self.specs[key], self.defaults[key] if default is None else default
         tp, wkey = spec.type, self.widget_key(key)
         if get_origin(tp) is Literal or spec.choices is not None:
             options = list(get_args(tp)) if spec.choices is None else spec.choices()
@@ -211,8 +211,8 @@ def losses_section(form: Form) -> None:
         on = column.checkbox(entry.label, value=preset_weight > 0, key=form.widget_key(f"{weight_key}:on"))
         weight = form.knob(weight_key, "weight", column, default=preset_weight or 1.0, min_value=0.0, disabled=not on)
         form.set(weight_key, weight if on else 0.0)
-        for key in (k for k in KEY_SPECS if k.startswith(f"loss.{name}.") and k != weight_key):
-            form.knob(key, KEY_SPECS[key].label or key.rsplit(".", 1)[1], column, disabled=not on)
+        for key in (k for k in form.specs if k.startswith(f"loss.{name}.") and k != weight_key):
+            form.knob(key, form.specs[key].label or key.rsplit(".", 1)[1], column, disabled=not on)
 
 
 def training_section(form: Form) -> None:
@@ -244,8 +244,8 @@ def training_section(form: Form) -> None:
 
 def advanced_section(form: Form) -> None:
     """Every other scalar key (augmentation, schedule details, device, evaluation options), preset values."""
-    rest = [k for k in KEY_SPECS if k not in form.values and k != "name" and not k.startswith(NOT_ADVANCED)
-            and KEY_SPECS[k].type is not Size]
+    rest = [k for k in form.specs if k not in form.values and k != "name" and not k.startswith(NOT_ADVANCED)
+            and form.specs[k].type is not Size]
     with st.expander("More settings"):
         for start in range(0, len(rest), 4):
             for column, key in zip(st.columns(4), rest[start:start + 4]):
