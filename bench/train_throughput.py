@@ -11,7 +11,7 @@ Each figure is the median over `repeats` windows of `steps` steps; one window of
 torch.utils.flop_counter.FlopCounterMode on one forward + backward of the bare model; MFU is
 achieved FLOP/s over the card's dense bf16 peak (null on the CPU or an unknown card).
 Run: `python -m bench.train_throughput [--backbone ViT-B-16 --image-size 224 --batch-size 256
---steps 20 --compile --device cuda] [--json] [--out FILE]` from the repo root.
+--steps 20 --compile [off|model|step] --device cuda] [--json] [--out FILE]` from the repo root.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def flops_per_image(model: EncoderWithHead, image_size: tuple[int, int], device:
 
 def bare_windows(model: EncoderWithHead, batch_size: int, image_size: tuple[int, int], steps: int, repeats: int,
                  compile: bool, amp: bool, device: torch.device, memory_format: torch.memory_format) -> list[float]:
-    """Seconds of each timed window of `steps` bare training steps (after one warm-up window)."""
+    """Seconds of each timed window of `steps` bare training steps (after one warm-up window); `compile`
+    compiles the model's forward (torch.compile's default mode, the baseline every full step is set beside)."""
     forward = torch.compile(model) if compile else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
     x = torch.randn(batch_size, 3, *image_size, device=device).contiguous(memory_format=memory_format)
@@ -95,7 +96,7 @@ def bare_windows(model: EncoderWithHead, batch_size: int, image_size: tuple[int,
 
 
 def full_trainer(workdir: Path, backbone: str, image_size: tuple[int, int], batch_size: int, steps: int,
-                 repeats: int, compile: bool, amp: bool, device: torch.device, config: str) -> Trainer:
+                 repeats: int, compile: str, amp: bool, device: torch.device, config: str) -> Trainer:
     """A set-up Trainer whose epoch is `steps` steps of `batch_size` (PK batches of K=4 when the preset samples PK)."""
     train_ids = math.ceil(steps * batch_size / (IMAGES_PER_IDENTITY - 1))
     root = write_folder_dataset(workdir / "data", 2 * train_ids, IMAGES_PER_IDENTITY)
@@ -127,7 +128,7 @@ def figures(prefix: str, images_per_s: float, flops: float, peak: float | None, 
 
 
 def measure(backbone: str = "HandID-Tiny", image_size: tuple[int, int] = (64, 64), batch_size: int = 64,
-            steps: int = 10, repeats: int = 3, compile: bool = False, device: str = "auto", amp: bool = True,
+            steps: int = 10, repeats: int = 3, compile: str = "off", device: str = "auto", amp: bool = True,
             config: str = STAGE2) -> dict:
     """Bare and full training images/s, FLOP/s and MFU for one setting; failures land in `*_error`."""
     dev = resolve_device(device)
@@ -142,7 +143,7 @@ def measure(backbone: str = "HandID-Tiny", image_size: tuple[int, int] = (64, 64
     peak = peak_flops(dev)
     result.update(gflop_per_image=flops / 1e9, peak_tflop_per_s=peak / 1e12 if peak else None)
     try:
-        seconds = bare_windows(model, batch_size, image_size, steps, repeats, compile, amp, dev, memory_format)
+        seconds = bare_windows(model, batch_size, image_size, steps, repeats, compile != "off", amp, dev, memory_format)
         result.update(figures("bare", median_rate(steps * batch_size, seconds), flops, peak, bf16))
     except Exception as exc:  # torch.compile may be unavailable: report it, go on
         result["bare_error"] = error_text(exc)
@@ -163,16 +164,21 @@ def measure(backbone: str = "HandID-Tiny", image_size: tuple[int, int] = (64, 64
     return result
 
 
+COMPILE_LABELS = {"off": "eager", "model": "compiled", "step": "step"}
+
+
 def label(setting: dict) -> str:
-    """`b256-eager`, `b256-compiled`: the names gpu_check.sh gives its result files too."""
-    return f"b{setting['batch_size']}-{'compiled' if setting.get('compile') else 'eager'}"
+    """`b256-eager`, `b256-compiled` (the model compiled), `b64-step` (the whole step compiled): the names
+    gpu_check.sh gives its result files too."""
+    return f"b{setting['batch_size']}-{COMPILE_LABELS[setting.get('compile', 'off')]}"
 
 
 def default_settings(quick: bool) -> list[dict]:
-    """CUDA: ViT-B/16 at 224 px, batch 256 eager and compiled, batch 64 eager. CPU: HandID-Tiny at 64 px."""
+    """CUDA: ViT-B/16 at 224 px, batch 256 eager and model-compiled, batch 64 eager and step-compiled.
+    CPU: HandID-Tiny at 64 px."""
     if torch.cuda.is_available():
         vit = {"backbone": "ViT-B-16", "image_size": (224, 224), "steps": 5 if quick else 20, "repeats": 2 if quick else 3}
-        modes = [(256, False)] if quick else [(256, False), (256, True), (64, False)]
+        modes = [(256, "off")] if quick else [(256, "off"), (256, "model"), (64, "off"), (64, "step")]
         return [dict(vit, batch_size=b, compile=c) for b, c in modes]
     return [{"backbone": "HandID-Tiny", "image_size": (64, 64), "batch_size": 64,
              "steps": 3 if quick else 10, "repeats": 2 if quick else 3}]
@@ -189,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20, help="steps per timed window")
     parser.add_argument("--repeats", type=int, default=3, help="timed windows (the median is reported)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    parser.add_argument("--compile", nargs="?", const="model", default="off", choices=list(COMPILE_LABELS),
+                        help="train.compile of the full step (--compile alone: model); the bare model is compiled "
+                             "unless off")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="fp32 instead of bf16 autocast on CUDA")
     parser.add_argument("--config", default=STAGE2, help="preset of the full step (losses, sampler, optimizer)")

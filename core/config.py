@@ -33,12 +33,15 @@ CHECKS: dict[str, tuple[Callable[[float], bool], str]] = {
 
 
 def knob(default: Any, *, check: str | None = None, at_most: float | None = None,
-         choices: Callable[[], list[str]] | None = None, label: str = "") -> Any:
+         choices: Callable[[], list[str]] | None = None, label: str = "",
+         aliases: dict[bool, Any] | None = None) -> Any:
     """A config field with its checks: a range (`CHECKS`), an upper bound, or choices looked up at
-    validation time (a registry); `label` names it in forms."""
+    validation time (a registry); `label` names it in forms; `aliases` map the booleans YAML reads
+    (for `off`, `on`, or an older boolean form of the key) to the value they mean."""
     if check is not None and check not in CHECKS:
         raise ValueError(f"unknown check {check!r}")
-    return field(default=default, metadata={"check": check, "at_most": at_most, "choices": choices, "label": label})
+    return field(default=default, metadata={"check": check, "at_most": at_most, "choices": choices, "label": label,
+                                            "aliases": aliases or {}})
 
 
 def _dataset_names() -> list[str]:
@@ -135,7 +138,10 @@ class TrainConfig:
     seed: int = knob(0, check="non_negative")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast on CUDA
-    compile: bool = False
+    # torch.compile: off, model (the forward only) or step (augmentation, forward, losses, backward
+    # and updates; CUDA graphs on CUDA); core.training.step. YAML's false/true read as off/model.
+    compile: Literal["off", "model", "step"] = knob("off", aliases={False: "off", True: "model"})
+    compile_backend: Literal["inductor", "aot_eager", "eager"] = "inductor"
     channels_last: bool = True  # for convolutional backbones
     log_every: int = knob(10, check="positive")  # steps
     checkpoint_every: int = knob(1, check="positive")  # epochs between last.safetensors saves (resume points)
@@ -200,6 +206,7 @@ class Key:
     at_most: float | None = None
     choices: Callable[[], list[str]] | None = None
     label: str = ""
+    aliases: dict[bool, Any] = field(default_factory=dict)
 
 
 def _section_fields(section: Any) -> list[tuple[dataclasses.Field, Any]]:
@@ -218,7 +225,7 @@ def key_specs(section: Any | None = None, prefix: str = "") -> dict[str, Key]:
         else:
             meta = f.metadata
             out[f"{prefix}{f.name}"] = Key(tp, meta.get("check"), meta.get("at_most"), meta.get("choices"),
-                                           meta.get("label", ""))
+                                           meta.get("label", ""), meta.get("aliases", {}))
     return out
 
 
@@ -345,6 +352,8 @@ def from_flat(flat: dict[str, Any]) -> Config:
         node = cfg
         for p in parents:
             node = getattr(node, p)
+        if isinstance(value, bool) and value in specs[key].aliases:
+            value = specs[key].aliases[value]
         setattr(node, leaf, _coerce(key, specs[key].type, value))
     for key, value in flatten(to_dict(cfg)).items():
         _check(key, specs[key], tuple(value) if isinstance(value, list) else value)

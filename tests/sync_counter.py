@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -46,10 +46,14 @@ class _HostTransfers(TorchFunctionMode):
         return result
 
 
-def count_host_syncs(fn: Callable[[], object]) -> Counter[str]:
-    """Run `fn()` once; the host syncs it made, by op or method name (empty when none)."""
+def count_host_syncs(fn: Callable[[], object], python_level: bool = True) -> Counter[str]:
+    """Run `fn()` once; the host syncs it made, by op or method name (empty when none).
+
+    `python_level=False` counts the profiler's ops only, for torch.compile'd code: a
+    TorchFunctionMode around it changes Dynamo's guards and makes it trace again (and inside a
+    compiled graph, Python-level calls have become ops anyway)."""
     transfers = _HostTransfers()
-    with profile(activities=[ProfilerActivity.CPU]) as prof, transfers:
+    with profile(activities=[ProfilerActivity.CPU]) as prof, transfers if python_level else nullcontext():
         fn()
     reads = Counter(event.name for event in prof.events() if event.name in HOST_READ_OPS)
     return reads + transfers.counts

@@ -12,7 +12,6 @@ uses the model's own mean and std (core.model.preprocess), never another model's
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,18 +28,25 @@ CROP_RATIO = (3 / 4, 4 / 3)
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
-@functools.lru_cache(maxsize=64)
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def _cached(key: tuple, build: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """A constant tensor built once per key (a plain dict, which torch.compile traces as a constant)."""
+    if key not in _CONSTANTS:
+        with torch.inference_mode(False):
+            _CONSTANTS[key] = build()
+    return _CONSTANTS[key]
+
+
 def _constant(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
     """`values` as a [1, C, 1, 1] tensor on `device`, built (and copied to it) once."""
-    with torch.inference_mode(False):
-        return torch.tensor(values, device=device).view(1, -1, 1, 1)
+    return _cached(("values", values, device), lambda: torch.tensor(values, device=device).view(1, -1, 1, 1))
 
 
-@functools.lru_cache(maxsize=64)
 def _arange(n: int, device: torch.device) -> torch.Tensor:
     """0 .. n - 1 on `device`, built once."""
-    with torch.inference_mode(False):
-        return torch.arange(n, device=device)
+    return _cached(("arange", n, device), lambda: torch.arange(n, device=device))
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -28,17 +28,18 @@ def restore(saved: Any, optimizers: dict[str, torch.optim.Optimizer], modules: d
             source: str) -> int:
     """Load a stored state into the given optimizers and modules; returns its epoch.
 
-    Each optimizer keeps its current `base_lr`s, so a resumed run may change its learning rates.
+    Each optimizer keeps its current `base_lr`s and `lr` objects (floats, or the device tensors a
+    compiled step writes in place), so a resumed run may change its learning rates.
     """
     if not isinstance(saved, dict) or not {"epoch", "optimizers", "modules"} <= set(saved):
         raise ModelError(f"{source}: holds no training state to resume from")
     for name, optimizer in optimizers.items():
         if name not in saved["optimizers"]:
             continue
-        base_lrs = [g["base_lr"] for g in optimizer.param_groups]
+        rates = [(g["lr"], g["base_lr"]) for g in optimizer.param_groups]
         optimizer.load_state_dict(saved["optimizers"][name])
-        for group, base_lr in zip(optimizer.param_groups, base_lrs):
-            group["base_lr"] = base_lr
+        for group, (lr, base_lr) in zip(optimizer.param_groups, rates):
+            group["lr"], group["base_lr"] = lr, base_lr
     for name, module in modules.items():
         module.load_state_dict(saved["modules"].get(name, {}))
     return int(saved["epoch"])

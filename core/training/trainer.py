@@ -19,7 +19,7 @@ from core.data.prepare import ensure_dataset
 from core.data.protocols import load_protocol
 from core.data.samplers import epoch_rows, make_sampler
 from core.data.split import load_split
-from core.device import autocast, resolve_device
+from core.device import resolve_device
 from core.errors import TrainingError
 from core.evaluation import EvalSet, Evaluation, Extraction, ValSet, embeddings, evaluate, rerank_of
 from core.losses.combined import LossSet
@@ -28,8 +28,9 @@ from core.runs import Result, RunDir
 from core.training.lifecycle import CancelFlag, mark_progress
 from core.training.model import build_model, checkpoint_meta, class_aspects, memory_format
 from core.training.optim import build_optimizer
-from core.training.schedule import apply, lr_factor
+from core.training.schedule import lr_factor
 from core.training.state import restore, training_state
+from core.training.step import TrainStep
 
 log = logging.getLogger(__name__)
 SELECTED_BY = "mAP"  # the validation figure model selection maximises
@@ -137,7 +138,8 @@ class Trainer:
         self.loss_optimizers = self.loss.own_optimizers()
         self.sampler = make_sampler(cfg.sampler, self.protocol.train["label"], cfg.train.batch_size, cfg.train.seed)
         self.augment = DeviceAugment(cfg.augment, self.model.preprocess, self.memory_format)
-        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        self.step = TrainStep(cfg, self.model, self.augment, self.loss, self.optimizer, self.loss_optimizers,
+                              self.device)
         self.extraction = Extraction(cfg.model.feature, cfg.eval.batch_size, cfg.eval.flip, cfg.train.amp,
                                      self.memory_format)
 
@@ -190,30 +192,18 @@ class Trainer:
         self.loss.train()
         steps = len(self.sampler)
         generator = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch)
-        # The epoch's rows [steps, batch] and augmentation parameters reach the device in one copy each.
+        # The epoch's rows [steps, batch], augmentation parameters and lr factors reach the device
+        # in one copy each.
         rows = epoch_rows(self.sampler, epoch, self.device)
         plan = self.augment.draw(tuple(rows.shape), tuple(self.train.images.shape[1:3]), generator).to(self.device)
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        first = (epoch - 1) * steps
+        factors = self.step.factors([lr_factor(first + i, steps, cfg.train.epochs, cfg.optim) for i in range(steps)])
         meter = Meter()
         for i in range(steps):
-            step = (epoch - 1) * steps + i
-            apply(self.optimizer, lr_factor(step, steps, cfg.train.epochs, cfg.optim))
-            images = self.augment.apply(self.train.images[rows[i]], plan[i])
-            labels = self.train.labels[rows[i]]
-            with autocast(self.device, cfg.train.amp):
-                outputs = self.forward(images)
-            total, parts = self.loss(outputs, labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            for optimizer in self.loss_optimizers.values():
-                optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-            self.optimizer.step()
-            self.loss.step_own(self.loss_optimizers)
-            meter.add(total, parts, rows.shape[1], step + 1)
+            total, parts = self.step(self.train.images[rows[i]], plan[i], self.train.labels[rows[i]], factors[i])
+            meter.add(total, parts, rows.shape[1], first + i + 1)
             if (i + 1) % cfg.train.log_every == 0 or i + 1 == steps:
-                self._log_train(epoch, step + 1, meter)
+                self._log_train(epoch, first + i + 1, meter)
             self.cancel.check()
 
     def _log_train(self, epoch: int, step: int, meter: Meter) -> None:
@@ -222,7 +212,7 @@ class Trainer:
         values = meter.flush()
         weighted = {f"{name}_weighted": values[name] * weight for name, weight in self.loss.weights.items()}
         record = {"kind": "train", "epoch": epoch, "step": step, **values, **weighted,
-                  "lr": self.optimizer.param_groups[0]["lr"]}
+                  "lr": float(self.optimizer.param_groups[0]["lr"])}
         self.run.append_metrics(record)
         parts = " ".join(f"{k} {values[k]:.4f}" for k in self.loss.weights)
         log.info("epoch %d/%d step %d: loss %.4f (%s) lr %.3g, %.0f images/s", epoch, self.cfg.train.epochs, step,

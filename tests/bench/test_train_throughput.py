@@ -46,7 +46,7 @@ def test_an_unavailable_torch_compile_is_reported_not_raised(monkeypatch):
         raise RuntimeError("torch.compile is not supported here\nsecond line")
 
     monkeypatch.setattr(torch, "compile", no_compile)
-    result = measure("HandID-Tiny", (32, 32), batch_size=8, steps=1, repeats=1, compile=True, device="cpu")
+    result = measure("HandID-Tiny", (32, 32), batch_size=8, steps=1, repeats=1, compile="model", device="cpu")
     assert result["bare_error"] == "RuntimeError: torch.compile is not supported here"
     assert result["full_error"] == "RuntimeError: torch.compile is not supported here"
     assert "full_over_bare" not in result and result["gflop_per_image"] > 0
