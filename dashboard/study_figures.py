@@ -151,13 +151,16 @@ def parallel_figure(runs: pd.DataFrame, keys: Sequence[str], metric: str, height
 
 def parameter_scatter(runs: pd.DataFrame, keys: Sequence[str], metric: str, height: int = 360) -> go.Figure:
     """The metric against each swept key, one panel per key sharing the metric axis (log axes as in
-    `_log_scale`, categories for non-numeric keys); hover names the run (`run_id` column)."""
+    `_log_scale`, categories for non-numeric keys); hover names the run (`run_id` column). Runs whose
+    `state` column says `stopped` (early-stopped trials) are drawn as crosses."""
     fig = make_subplots(rows=1, cols=len(keys), shared_yaxes=True, horizontal_spacing=0.04)
     names = runs["run_id"] if "run_id" in runs else runs.index.astype(str)
+    stopped = runs["state"].eq("stopped") if "state" in runs else pd.Series(False, index=runs.index)
+    symbols = np.where(stopped, "x", "circle")
     for i, key in enumerate(keys, start=1):
         x = _numeric(runs[key])
         fig.add_trace(go.Scatter(x=runs[key].astype(str) if x is None else x, y=runs[metric], mode="markers",
-                                 marker=dict(size=9, color=PALETTE[0]), text=names, showlegend=False,
+                                 marker=dict(size=9, color=PALETTE[0], symbol=symbols), text=names, showlegend=False,
                                  hovertemplate=f"%{{text}}<br>{key} = %{{x}}<br>{metric} = %{{y:.4f}}<extra></extra>"),
                       row=1, col=i)
         kind = "category" if x is None else "log" if _log_scale(x) else "linear"
