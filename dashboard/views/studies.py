@@ -30,7 +30,6 @@ from jobs.sweeps import expand, label, parse_grid
 PAGE = PageSpec("Studies", "studies", ":material/science:", order=55)
 
 MESSAGE = "studies_message"
-PNG = "studies_png"  # the last rendered PNG: (study id, metric, bytes | None, reason | None)
 SECTIONS = {"final": "final epoch", "selected": "epoch selected on validation"}
 
 
@@ -96,20 +95,20 @@ def show_comparisons(study: Study, summary: dict[str, Any], key: str) -> None:
     st.plotly_chart(figure, key="studies_forest")
     for text in sentences(summary, key):
         st.text(text)
-    export_png(study, key, figure)
+    export_png(figure, f"{study.name}-{key}-forest.png", "studies_forest_png")
 
 
-def export_png(study: Study, key: str, figure) -> None:
-    """Render the forest plot as PNG on request (kaleido drives the local chromium; slow, so not on every rerun)."""
-    if st.button("Render the forest plot as PNG", key="studies_png_render"):
-        st.session_state[PNG] = (study.id, key, *to_png(figure))
-    done = st.session_state.get(PNG)
-    if done and done[:2] == (study.id, key):
-        if done[2] is None:
-            st.info(done[3])
+def export_png(figure, name: str, key: str) -> None:
+    """A figure as PNG on request (kaleido drives the local chromium: seconds, so not on every rerun);
+    where no browser starts, the reason is shown instead."""
+    if st.button("Render as PNG", key=f"{key}_render"):
+        st.session_state[f"{key}_png"] = (name, *to_png(figure))
+    done = st.session_state.get(f"{key}_png")
+    if done and done[0] == name:
+        if done[1] is None:
+            st.info(done[2])
         else:
-            st.download_button("Download PNG", done[2], f"{study.name}-{key}-forest.png", "image/png",
-                               key="studies_png_download")
+            st.download_button("Download PNG", done[1], name, "image/png", key=f"{key}_download")
 
 
 def show_exports(study: Study, summary: dict[str, Any]) -> None:

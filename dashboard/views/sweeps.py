@@ -13,7 +13,7 @@ from dashboard.common import checkpoints_root, list_runs, metrics_frame, run_con
 from dashboard.study_figures import parallel_figure, parameter_scatter
 from dashboard.views import PageSpec
 from dashboard.views.compare import config_diff
-from dashboard.views.studies import key_label
+from dashboard.views.studies import export_png, key_label
 from jobs import api as jobs
 from jobs.studies import METRICS, SELECTED, identical_results
 
@@ -86,7 +86,9 @@ def show_sweep(members: list[jobs.RunInfo]) -> None:
         st.info("Nothing to plot yet: no swept settings differ, or no run has this metric yet.")
         return
     names = list(keys.columns)
-    st.plotly_chart(parallel_figure(plotted, names, column), key="sweeps_parallel")
+    parallel = parallel_figure(plotted, names, column)
+    st.plotly_chart(parallel, key="sweeps_parallel")
+    export_png(parallel, f"{members[0].sweep_id}-{column}-parallel.png", "sweeps_parallel_png")
     st.plotly_chart(parameter_scatter(plotted, names, column), key="sweeps_scatter")
 
 

@@ -4,6 +4,7 @@ exports, curves; launching from a preset and from the New run grid."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,13 @@ def test_new_run_starts_the_grid_as_a_study(empty_checkpoints: Path, open_page):
     study, = study_runs.list_studies(empty_checkpoints)
     assert study.arms == {"weight=0": {"loss.triplet.weight": 0}, "weight=1": {"loss.triplet.weight": 1}}
     assert (study.name, study.seeds, len(study.runs)) == ("demo", [0, 1], 4)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on PATH")
+def test_the_forest_plot_renders_as_png(studies, open_page):
+    at = open_page("studies", study=studies["same"].id)
+    next(b for b in at.button if b.label == "Render as PNG").click().run()
+    assert not at.exception and not at.info
+    assert "Download PNG" in [b.proto.label for b in at.get("download_button")]
+    name, png, reason = at.session_state["studies_forest_png_png"]
+    assert name == "same-mAP-forest.png" and reason is None and png[:8] == b"\x89PNG\r\n\x1a\n"
