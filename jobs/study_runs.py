@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, HandIDError
 from core.runs import RecordError, write_atomic
 from core.runs.records import read_json
 from jobs import api
@@ -81,8 +81,8 @@ def create(study: Study, root: str | Path | None = None, start_scheduler: bool =
     for label, arm in study.arms.items():  # the full checks (roots, backbone, weights), named by arm
         try:
             api.check_specs([(study.config, {**study.overrides, **arm, "train.seed": study.seeds[0]})])
-        except ConfigError as exc:
-            raise ConfigError(f"arm {label!r}: {exc}") from None
+        except HandIDError as exc:  # ConfigError, DataError (a root), ModelError (a backbone, weights)
+            raise type(exc)(f"arm {label!r}: {exc}") from None
     runs = expand(study)
     specs = [(study.config, overrides, f"{study.name} {arm} seed {seed}",
               {"study_id": study.id, "arm": arm, "seed": seed}) for arm, seed, overrides in runs]

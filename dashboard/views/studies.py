@@ -211,11 +211,10 @@ def study_from_grid(config: str | Path, overrides: dict[str, Any], name: str, gr
 def show_study(study: Study, infos: list[jobs.RunInfo]) -> None:
     summary = study_runs.summary(study, infos)
     by_id = {i.run_id: i for i in infos}
-    st.caption(f"{len(study.arms)} arms x {len(study.seeds)} training seeds {study.seeds}; reference arm: "
-               f"{study.reference}; base config: {study.config or '(defaults)'}. Runs are paired by seed "
-               "(the evaluation draws are the same in every arm).")
-    section = st.radio("Results", list(SECTIONS), horizontal=True, key="studies_section",
-                       format_func=lambda s: f"{s} ({SECTIONS[s]})")
+    st.text(f"{len(study.arms)} arms x {len(study.seeds)} training seeds {study.seeds}; reference arm: "
+            f"{study.reference}; base config: {study.config or '(defaults)'}")
+    st.caption("Runs are paired by seed: the evaluation draws are the same in every arm.")
+    section = st.radio("Results", list(SECTIONS), horizontal=True, key="studies_section", format_func=SECTIONS.get)
     show_arms(summary, by_id, section)
     metric = st.selectbox("Metric", METRICS, index=METRICS.index("mAP"), key="studies_metric", format_func=key_label)
     key = metric if section == "final" else SELECTED + metric

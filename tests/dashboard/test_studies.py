@@ -34,13 +34,15 @@ def studies(studies_root: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
 
 
 def texts(at) -> list[str]:
-    return [t.value for t in at.text]
+    """The page's plain-text lines after the study's description line."""
+    return [t.value for t in at.text][1:]
 
 
 def test_a_study_shows_its_arms_forest_plot_and_sentences(studies, open_page):
     study = studies["differ"]
     at = open_page("studies", study=study.id)
     assert not at.exception and not at.error
+    assert at.text[0].value.startswith("2 arms x 5 training seeds [0, 1, 2, 3, 4]; reference arm: CE; base config: ")
     summary = study_runs.summary(study, root=studies["root"])
     arms = at.dataframe[0].value.set_index("arm")
     for arm in ("CE", "TRI"):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from core.config import load_config
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError
 from core.runs import RecordError, RunDir
 from core.stats import spans_zero
 from jobs import api, study_runs
@@ -42,9 +42,13 @@ def test_create_queues_arms_x_seeds_labelled_with_the_study(root):
     assert sorted(api.runs_of(api.list_runs(), study_id=study.id)) == sorted(r["run_id"] for r in study.runs)
 
 
-def test_an_invalid_arm_queues_nothing(root):
-    with pytest.raises(ConfigError, match=r"^arm 'bad': .*optim.lr=-1") as err:
-        study_runs.create(new_study("s", DEMO, [("ok", {}), ("bad", {"optim.lr": -1})], 2), start_scheduler=False)
+@pytest.mark.parametrize("bad, error, needle", [
+    ({"optim.lr": -1}, ConfigError, "optim.lr=-1"),
+    ({"data.dataset": "folder", "data.root": "/nonexistent/hands"}, DataError, "/nonexistent/hands"),
+])
+def test_an_invalid_arm_queues_nothing(root, bad, error, needle):
+    with pytest.raises(error, match=rf"^arm 'bad': .*{needle}") as err:
+        study_runs.create(new_study("s", DEMO, [("ok", {}), ("bad", bad)], 2), start_scheduler=False)
     assert "\n" not in str(err.value)
     assert Queue().all() == [] and study_runs.list_studies() == []
 
