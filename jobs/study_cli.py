@@ -2,13 +2,15 @@
 
 `create NAME --base CONFIG --arm LABEL:KEY=VALUE[,...] ... --seeds N [--set KEY=VALUE ...]
 [--reference LABEL]`, or `create [NAME] --preset configs/studies/x.yaml` (--seeds, --set and
---reference then change the preset's); the study id is the last line printed.
+--reference then change the preset's); the study id is the last line printed. `show ID` prints the
+arms, the sentences and the runs left out; `--json` the summary, `--csv` / `--markdown` a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +18,8 @@ from typing import Any
 from core.errors import ConfigError
 from core.stats import sentence
 from jobs import api, study_runs
-from jobs.studies import ARM_FORMAT, METRICS, Study, load_study_preset, new_study, parse_arm, seed_list, to_markdown
+from jobs.studies import (ARM_FORMAT, METRICS, TABLES, Study, load_study_preset, new_study, parse_arm, seed_list,
+                          to_csv, to_markdown)
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -34,7 +37,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     commands.add_parser("list", help="every study with its runs' progress", parents=[common])
     p = commands.add_parser("show", help="arms with mean and 95%% CI, paired comparisons", parents=[common])
     p.add_argument("study_id")
-    p.add_argument("--json", action="store_true", help="the summary as JSON (schema in ARCHITECTURE.md)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="the summary as JSON (schema in ARCHITECTURE.md)")
+    shown.add_argument("--csv", choices=TABLES, help="the arms or the comparisons as CSV")
+    shown.add_argument("--markdown", choices=TABLES, help="the arms or the comparisons as a Markdown table")
     commands.add_parser("cancel", help="cancel the study's queued and running runs",
                         parents=[common]).add_argument("study_id")
 
@@ -49,7 +55,12 @@ def main(args: argparse.Namespace) -> None:
         _list(study_runs.list_studies(root), api.list_runs(root, start_scheduler=False))
     elif args.study_command == "show":
         summary = study_runs.summary(study_runs.read_study(args.study_id, root), root=root)
-        print(json.dumps(summary, indent=1) if args.json else _show(summary))
+        if args.json:
+            print(json.dumps(summary, indent=1))
+        elif args.csv or args.markdown:
+            sys.stdout.write(to_csv(summary, args.csv) if args.csv else to_markdown(summary, args.markdown))
+        else:
+            print(_show(summary))
     elif args.study_command == "cancel":
         left = study_runs.cancel(study_runs.read_study(args.study_id, root), root)
         for run_id, state in left.items():

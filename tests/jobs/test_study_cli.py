@@ -15,7 +15,7 @@ from core.runs import FINAL_STATES, RunDir
 from jobs import api, study_runs
 from jobs.__main__ import main
 from jobs.queue import Queue
-from jobs.studies import KEYS, SELECTED
+from jobs.studies import KEYS, SELECTED, to_csv, to_markdown
 from tests.jobs.test_main import _cli
 from tests.stats_by_hand import mean_std_ci, paired_by_hand
 from tests.study_folders import DEMO, finish
@@ -48,6 +48,10 @@ def test_create_list_show_and_cancel(root, capsys, no_scheduler):
     assert main(["study", "show", study_id]) == 0
     text = capsys.readouterr().out
     assert "| fast | 2 | 0 | 0 |" in text and "No detectable difference between base and fast in mAP" in text
+    assert main(["study", "show", study_id, "--csv", "comparisons"]) == 0
+    assert capsys.readouterr().out == to_csv(study_runs.summary(study), "comparisons")
+    assert main(["study", "show", study_id, "--markdown", "arms"]) == 0
+    assert capsys.readouterr().out == to_markdown(study_runs.summary(study), "arms")
     assert main(["study", "list"]) == 0
     assert capsys.readouterr().out.splitlines()[1].split()[:5] == [study_id, "lr", "2", "2", "4/4"]
     assert main(["study", "cancel", study_id]) == 0
