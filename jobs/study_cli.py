@@ -52,7 +52,8 @@ def main(args: argparse.Namespace) -> None:
         print(f"queued {len(study.runs)} runs: {len(study.arms)} arms x {len(study.seeds)} seeds")
         print(study.id)
     elif args.study_command == "list":
-        _list(study_runs.list_studies(root), api.list_runs(root, start_scheduler=False))
+        _list(study_runs.list_studies(root, on_damaged=lambda exc: print(f"damaged: {exc}", file=sys.stderr)),
+              api.list_runs(root, start_scheduler=False))
     elif args.study_command == "show":
         summary = study_runs.summary(study_runs.read_study(args.study_id, root), root=root)
         if args.json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,19 @@ def _from_json(data: Any, path: Path) -> Study:
     return study
 
 
-def list_studies(root: str | Path | None = None) -> list[Study]:
-    """Every study of the root, newest first (a damaged file raises RecordError naming it)."""
+def list_studies(root: str | Path | None = None,
+                 on_damaged: Callable[[RecordError], None] | None = None) -> list[Study]:
+    """Every study of the root, newest first. A damaged file raises RecordError naming it, or, with
+    `on_damaged`, is passed to it and left out (so one damaged file never hides the others)."""
     folder = studies_dir(root)
-    paths = sorted(folder.glob("study-*.json")) if folder.is_dir() else []
-    studies = [_from_json(read_json(p), p) for p in paths]
+    studies = []
+    for path in sorted(folder.glob("study-*.json")) if folder.is_dir() else []:
+        try:
+            studies.append(_from_json(read_json(path), path))
+        except RecordError as exc:
+            if on_damaged is None:
+                raise
+            on_damaged(exc)
     return sorted(studies, key=lambda s: (s.created or 0, s.id), reverse=True)
 
 

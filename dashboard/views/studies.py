@@ -240,7 +240,7 @@ def render() -> None:
     if MESSAGE in st.session_state:
         st.success(st.session_state.pop(MESSAGE))
     try:
-        studies = study_runs.list_studies(checkpoints_root())
+        studies = study_runs.list_studies(checkpoints_root(), on_damaged=show_error)
         if not studies:
             st.info("No studies yet: launch one below, or `python -m jobs study create ...`.")
         else:

@@ -21,9 +21,14 @@ SCREENSHOTS = REPO / "docs" / "screenshots"
 EXCEPTION = '[data-testid="stException"]'
 
 
-def readme_shot(page: Page, selector: str, name: str) -> Path:
-    """Scroll the element into view and save the viewport as docs/screenshots/<name>.png (and in tests/artifacts)."""
-    page.locator(selector).first.scroll_into_view_if_needed()
+def readme_shot(page: Page, selector: str, name: str, top: bool = False) -> Path:
+    """Scroll the element into view (to the top of the viewport with `top`) and save the viewport as
+    docs/screenshots/<name>.png (and in tests/artifacts)."""
+    element = page.locator(selector).first
+    if top:
+        element.evaluate("e => e.scrollIntoView({block: 'start'})")
+    else:
+        element.scroll_into_view_if_needed()
     wait_for_app(page)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=path)
@@ -45,7 +50,7 @@ def test_forest_plot_and_parallel_coordinates(page: Page, open_page: Callable[..
     expect(page.get_by_text("CE+triplet beats CE by +0.0", exact=False)).to_be_visible()
     expect(page.get_by_text("No detectable difference between CE+center and CE", exact=False)).to_be_visible()
     expect(page.locator(EXCEPTION)).to_have_count(0)
-    readme_shot(page, forest, "studies")
+    readme_shot(page, "h3:has-text('Against the reference')", "studies", top=True)
 
     open_page(page, "sweeps", "Sweeps", sweep=RunDir.at(served_root / ids[0]).read_status().sweep_id)
     parallel = ".st-key-sweeps_parallel .js-plotly-plot"

@@ -120,3 +120,12 @@ def test_the_forest_plot_renders_as_png(studies, open_page):
     assert "Download PNG" in [b.proto.label for b in at.get("download_button")]
     name, png, reason = at.session_state["studies_forest_png_png"]
     assert name == "same-mAP-forest.png" and reason is None and png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_damaged_study_file_is_a_message(empty_checkpoints: Path, open_page):
+    (empty_checkpoints / "studies").mkdir()
+    (empty_checkpoints / "studies" / "study-broken.json").write_text("{")
+    at = open_page("studies")
+    assert not at.exception and [e.value for e in at.error] == [
+        f"{empty_checkpoints / 'studies' / 'study-broken.json'}: not valid JSON (damaged or half-written)"]
+    assert "No studies yet" in at.info[0].value

@@ -107,3 +107,10 @@ def test_bad_ids_and_damaged_study_files_are_one_line_errors(root):
             study_runs.read_study(name.removesuffix(".json"))
         assert "\n" not in str(err.value)
         (root / "studies" / name).unlink()
+    study = study_runs.create(new_study("ok", DEMO, [("CE", {})], 1), start_scheduler=False)
+    (root / "studies" / "study-broken.json").write_text("{")
+    with pytest.raises(RecordError, match="study-broken.json: not valid JSON"):
+        study_runs.list_studies()
+    damaged = []
+    assert study_runs.list_studies(on_damaged=damaged.append) == [study]
+    assert [str(e) for e in damaged] == [f"{root / 'studies' / 'study-broken.json'}: not valid JSON (damaged or half-written)"]
