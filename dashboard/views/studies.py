@@ -39,16 +39,17 @@ def key_label(key: str) -> str:
     return RETRIEVAL.get(metric, metric) + (" (selected)" if key.startswith(SELECTED) else "")
 
 
+CI_PARTS = {"mean": "mean", "ci95_lo": "CI low", "ci95_hi": "CI high"}  # arms_frame column -> shown as
+
+
 def arms_table(summary: dict[str, Any], keys: tuple[str, ...]) -> pd.DataFrame:
     """One row per arm: n, failed, pending, then each key's mean and 95% CI bounds (numbers: sortable)."""
-    long = arms_frame(summary)
-    long = long[long["metric"].isin(keys)]
-    table = long.pivot(index="arm", columns="metric", values=["mean", "ci95_lo", "ci95_hi"])
-    table.columns = [f"{key_label(m)} {'mean' if v == 'mean' else 'CI low' if v == 'ci95_lo' else 'CI high'}"
-                     for v, m in table.columns]
-    table = table[[f"{key_label(k)} {part}" for k in keys for part in ("mean", "CI low", "CI high")]]
-    counts = long.drop_duplicates("arm").set_index("arm")[["n", "failed", "pending"]]
-    return counts.join(table).reindex(list(summary["arms"])).reset_index()
+    wide = arms_frame(summary).pivot(index="arm", columns="metric", values=list(CI_PARTS))
+    columns = [(part, key) for key in keys for part in CI_PARTS]
+    table = wide[columns].set_axis([f"{key_label(key)} {CI_PARTS[part]}" for part, key in columns], axis=1)
+    counts = pd.DataFrame.from_dict({label: {"n": a["n"], "failed": len(a["failed"]), "pending": len(a["pending"])}
+                                     for label, a in summary["arms"].items()}, orient="index")
+    return counts.join(table).rename_axis("arm").reset_index()
 
 
 def left_out(summary: dict[str, Any], infos: dict[str, jobs.RunInfo]) -> pd.DataFrame:
