@@ -18,7 +18,6 @@ from jobs import api as jobs
 from jobs.studies import METRICS, SELECTED, identical_results
 
 PAGE = PageSpec("Sweeps", "sweeps", ":material/tune:", order=56)
-SHOWN = ("run_id", "name", "state", "identical to")
 
 
 def swept(infos: list[jobs.RunInfo]) -> pd.DataFrame:
@@ -47,13 +46,12 @@ def identical_to(infos: list[jobs.RunInfo]) -> dict[str, list[str]]:
 def sweep_table(infos: list[jobs.RunInfo], keys: pd.DataFrame) -> pd.DataFrame:
     """One row per run: id, name, state, identical-to flag, the swept keys, each metric (final and selected)."""
     same = identical_to(infos)
-    rows = [{"run_id": i.run_id, "name": i.name, "state": "stopped early" if i.state == "stopped" else i.state,
-             "identical to": ", ".join(same.get(i.run_id, [])),
-             **{m: i.final.get(m) for m in METRICS}, **{SELECTED + m: i.selected.get(m) for m in METRICS}}
-            for i in infos]
-    table = pd.DataFrame(rows).set_index("run_id")
-    return table[["name", "state", "identical to"]].join(keys).join(table.drop(columns=["name", "state",
-                                                                                        "identical to"])).reset_index()
+    about = pd.DataFrame([{"name": i.name, "state": "stopped early" if i.state == "stopped" else i.state,
+                           "identical to": ", ".join(same.get(i.run_id, []))} for i in infos],
+                         index=[i.run_id for i in infos])
+    results = pd.DataFrame([{**{m: i.final.get(m) for m in METRICS},
+                             **{SELECTED + m: i.selected.get(m) for m in METRICS}} for i in infos], index=about.index)
+    return about.join(keys).join(results).rename_axis("run_id").reset_index()
 
 
 def pick_sweep(infos: list[jobs.RunInfo]) -> str:

@@ -113,4 +113,5 @@ def test_bad_ids_and_damaged_study_files_are_one_line_errors(root):
         study_runs.list_studies()
     damaged = []
     assert study_runs.list_studies(on_damaged=damaged.append) == [study]
-    assert [str(e) for e in damaged] == [f"{root / 'studies' / 'study-broken.json'}: not valid JSON (damaged or half-written)"]
+    broken = root / "studies" / "study-broken.json"
+    assert [str(e) for e in damaged] == [f"{broken}: not valid JSON (damaged or half-written)"]
