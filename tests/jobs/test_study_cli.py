@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from core.cli import run_cli
 from core.errors import ConfigError
 from core.runs import FINAL_STATES, RunDir
 from jobs import api, study_runs
 from jobs.__main__ import main
 from jobs.queue import Queue
 from jobs.studies import KEYS, SELECTED, to_csv, to_markdown
-from tests.jobs.test_main import _cli
 from tests.stats_by_hand import mean_std_ci, paired_by_hand
 from tests.study_folders import DEMO, finish
 
@@ -83,10 +83,16 @@ def test_bad_studies_queue_nothing(root, args, needle):
     assert Queue().all() == [] and study_runs.list_studies() == []
 
 
-def test_bad_input_is_one_error_line_with_exit_code_2(root):
-    done = _cli("study", "create", "x", "--base", DEMO, "--arm", "CE", "--seeds", "2")
-    assert done.returncode == 2 and done.stderr.startswith("error: --arm 'CE' is not valid") and \
-        done.stderr.count("\n") == 1, done.stderr
+@pytest.mark.parametrize("args, start", [
+    (["create", "x", "--base", DEMO, "--arm", "CE", "--seeds", "2"], "error: --arm 'CE' is not valid"),
+    (["show", "../queue"], "error: '../queue' is not a study id"),
+    (["cancel", "study-none"], "error: no study study-none in "),
+])
+def test_bad_input_is_one_error_line_with_exit_code_2(root, capsys, args, start):
+    with pytest.raises(SystemExit) as done:
+        run_cli(main, ["study", *args])
+    stderr = capsys.readouterr().err
+    assert done.value.code == 2 and stderr.startswith(start) and stderr.count("\n") == 1, stderr
 
 
 # a real study
