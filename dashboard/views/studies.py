@@ -87,6 +87,19 @@ def show_arms(summary: dict[str, Any], infos: dict[str, jobs.RunInfo], section: 
         st.dataframe(out, hide_index=True, key="studies_left_out")
 
 
+def cancel_button(study: Study, summary: dict[str, Any]) -> None:
+    """Cancel the study's queued and running runs at once (those ended are kept)."""
+    pending = sum(len(arm["pending"]) for arm in summary["arms"].values())
+    if pending and st.button(f"Cancel the study's {pending} queued or running runs", key="studies_cancel"):
+        try:
+            left = study_runs.cancel(study, checkpoints_root())
+        except Exception as exc:
+            show_error(exc)
+            return
+        st.session_state[MESSAGE] = f"Cancelled {len(left)} runs of {study.id} (running ones stop at once)."
+        st.rerun(scope="app")
+
+
 def show_comparisons(study: Study, summary: dict[str, Any], key: str) -> None:
     if len(study.arms) < 2:
         st.info("One arm: nothing to compare. A study compares arms against its reference.")
@@ -217,6 +230,7 @@ def show_study(study: Study, infos: list[jobs.RunInfo]) -> None:
     st.caption("Runs are paired by seed: the evaluation draws are the same in every arm.")
     section = st.radio("Results", list(SECTIONS), horizontal=True, key="studies_section", format_func=SECTIONS.get)
     show_arms(summary, by_id, section)
+    cancel_button(study, summary)
     metric = st.selectbox("Metric", METRICS, index=METRICS.index("mAP"), key="studies_metric", format_func=key_label)
     key = metric if section == "final" else SELECTED + metric
     st.subheader("Against the reference")

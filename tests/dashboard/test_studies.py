@@ -129,3 +129,14 @@ def test_a_damaged_study_file_is_a_message(empty_checkpoints: Path, open_page):
     assert not at.exception and [e.value for e in at.error] == [
         f"{empty_checkpoints / 'studies' / 'study-broken.json'}: not valid JSON (damaged or half-written)"]
     assert "No studies yet" in at.info[0].value
+
+
+def test_cancelling_a_study_from_its_page(empty_checkpoints: Path, open_page):
+    study = constructed_study(empty_checkpoints, {"CE": {0: 0.4}, "TRI": {0: 0.5}}, seeds=2)
+    at = open_page("studies", study=study.id)
+    next(b for b in at.button if b.label == "Cancel the study's 2 queued or running runs").click().run()
+    assert not at.exception and at.success[0].value.startswith(f"Cancelled 2 runs of {study.id}")
+    summary = study_runs.summary(study, root=empty_checkpoints)
+    assert [summary["arms"][a]["pending"] for a in ("CE", "TRI")] == [[], []]
+    assert [len(summary["arms"][a]["failed"]) for a in ("CE", "TRI")] == [1, 1]
+    assert not any(b.label.startswith("Cancel the study") for b in at.button)
