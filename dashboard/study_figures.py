@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 from dashboard.figures import PALETTE
 
 MARGIN = dict(l=10, r=10, t=40, b=10)
+LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)  # above the plot: never on an axis
 ZERO = "#7f7f7f"
 
 
@@ -43,7 +44,7 @@ def forest_figure(summary: dict, metric: str = "mAP", height: int | None = None)
         hovertemplate="%{x:+.4f} (95% CI %{customdata[0]})<br>%{customdata[2]}, %{customdata[1]} pairs"
                       "<extra></extra>"))
     fig.add_vline(x=0, line=dict(color=ZERO, dash="dash"))
-    fig.update_layout(height=height or 160 + 60 * max(len(rows), 1), margin=MARGIN, legend=dict(orientation="h"),
+    fig.update_layout(height=height or 160 + 60 * max(len(rows), 1), margin=dict(MARGIN, t=70), legend=LEGEND,
                       xaxis_title=f"paired difference in {metric}",
                       title=f"{metric}: arms against {summary['reference']}")
     fig.update_yaxes(tickvals=list(range(len(rows))), ticktext=[f"{c['arm']} − {c['reference']}" for c in rows],
@@ -105,7 +106,7 @@ def arm_curves_figure(curves: dict[str, list[pd.DataFrame]], x: str = "x", y: st
         fig.add_trace(go.Scatter(x=grid, y=mean, mode="lines", line=dict(color=colour, width=3), legendgroup=arm,
                                  name=f"{arm} (mean ± std of {len(ys)} runs)"))
     fig.update_layout(height=height, xaxis_title=x, yaxis_title=y_title or y, margin=MARGIN,
-                      legend=dict(orientation="h"))
+                      legend=LEGEND)
     return fig
 
 
@@ -151,13 +152,16 @@ def parallel_figure(runs: pd.DataFrame, keys: Sequence[str], metric: str, height
 
 def parameter_scatter(runs: pd.DataFrame, keys: Sequence[str], metric: str, height: int = 360) -> go.Figure:
     """The metric against each swept key, one panel per key sharing the metric axis (log axes as in
-    `_log_scale`, categories for non-numeric keys); hover names the run (`run_id` column)."""
+    `_log_scale`, categories for non-numeric keys); hover names the run (`run_id` column). Runs whose
+    `state` column says `stopped` (early-stopped trials) are drawn as crosses."""
     fig = make_subplots(rows=1, cols=len(keys), shared_yaxes=True, horizontal_spacing=0.04)
     names = runs["run_id"] if "run_id" in runs else runs.index.astype(str)
+    stopped = runs["state"].eq("stopped") if "state" in runs else pd.Series(False, index=runs.index)
+    symbols = np.where(stopped, "x", "circle")
     for i, key in enumerate(keys, start=1):
         x = _numeric(runs[key])
         fig.add_trace(go.Scatter(x=runs[key].astype(str) if x is None else x, y=runs[metric], mode="markers",
-                                 marker=dict(size=9, color=PALETTE[0]), text=names, showlegend=False,
+                                 marker=dict(size=9, color=PALETTE[0], symbol=symbols), text=names, showlegend=False,
                                  hovertemplate=f"%{{text}}<br>{key} = %{{x}}<br>{metric} = %{{y:.4f}}<extra></extra>"),
                       row=1, col=i)
         kind = "category" if x is None else "log" if _log_scale(x) else "linear"

@@ -1,4 +1,4 @@
-"""`python -m jobs`: submit, sweep, chain, list, show, logs, cancel, resume (and the scheduler loop)."""
+"""`python -m jobs`: submit, sweep, chain, study, list, show, logs, cancel, resume (and the scheduler loop)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from core.cli import run_cli
 from core.errors import ConfigError
 from core.runs import FINAL_STATES, RunDir
-from jobs import api, scheduler, sweeps
+from jobs import api, scheduler, study_cli, sweeps
 
 # Results are the final epoch's test figures and those of the epoch selected on validation.
 COLUMNS = ("id", "name", "state", "progress", "rank1", "mAP", "sel mAP", "sel epoch", "created", "ended", "sweep")
@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p = add("chain", "queue stages that run one after another; prints their ids")
     p.add_argument("--preset", required=True, help="chain preset YAML (configs/chains/NAME.yaml)")
 
+    study_cli.add_parser(sub, common)
+
     p = add("list", "every run with state, progress and results (final, and selected on validation)")
     p.add_argument("--json", action="store_true")
 
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(_sweep(args)))
     elif args.command == "chain":
         print("\n".join(api.chain_preset(args.preset, root=root)))
+    elif args.command == "study":
+        study_cli.main(args)
     elif args.command == "list":
         _list(api.list_runs(root), args.json)
     elif args.command == "show":

@@ -99,6 +99,13 @@ def sweep(config: str | None, grid: dict[str, list[Any]], overrides: Overrides =
     return enqueue(Queue(root), specs, start_scheduler)
 
 
+def submit_labelled(specs: list[tuple[str | None, dict[str, Any], str, dict[str, Any]]],
+                    root: str | Path | None = None, start_scheduler: bool = True) -> list[str]:
+    """Queue training runs given as (config, overrides, name, status labels: study_id, arm, seed) at once:
+    every config checked first, nothing queued when one is wrong (a study's arms x seeds)."""
+    return enqueue(Queue(root), [_Spec(c, as_dict(o), n, labels=dict(l)) for c, o, n, l in specs], start_scheduler)
+
+
 def sweep_preset(path: str | Path, root: str | Path | None = None, start_scheduler: bool = True,
                  overrides: Overrides = None) -> list[str]:
     preset = sweeps.load_sweep_preset(path)

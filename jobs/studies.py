@@ -48,6 +48,7 @@ class Study:
     reference: str
     overrides: dict[str, Any] = field(default_factory=dict)
     created: float | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)  # {"run_id", "arm", "seed"} once queued
 
     def __post_init__(self) -> None:
         if not self.arms:

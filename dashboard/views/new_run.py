@@ -35,6 +35,7 @@ from dashboard.common import (
     training_runs,
 )
 from dashboard.views import PageSpec
+from dashboard.views.studies import study_from_grid
 from jobs import api as jobs
 from jobs.sweeps import parse_grid
 
@@ -315,6 +316,7 @@ def actions(form: Form, stage2: str | None) -> None:
             st.session_state[STARTED] = submit_sweep(form, name, grid_text)
     except Exception as exc:  # ConfigError one-liners, queue errors
         show_error(exc)
+    study_from_grid(CONFIGS / form.preset, form.overrides(), name, grid_text)  # the grid's values as a study's arms
 
 
 def render() -> None:

@@ -62,11 +62,18 @@ def wait_until_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) 
 
 
 @pytest.fixture(scope="session")
-def server(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`streamlit run dashboard/app.py` over a copy of trained_root (the tests submit runs into it);
-    its base URL. Teardown kills the server and every scheduler and trainer of that root."""
+def served_root(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The copy of trained_root that `server` serves (tests submit or construct runs in it)."""
     served = tmp_path_factory.mktemp("served") / "checkpoints"
     shutil.copytree(trained_root, served, ignore=shutil.ignore_patterns("projections", "queue.sqlite*"))
+    return served
+
+
+@pytest.fixture(scope="session")
+def server(served_root: Path) -> Iterator[str]:
+    """`streamlit run dashboard/app.py` over `served_root`; its base URL. Teardown kills the server and
+    every scheduler and trainer of that root."""
+    served = served_root
     port = free_port()
     env = {**os.environ, "HANDID_CHECKPOINTS": str(served), "HANDID_SCHEDULER_IDLE": "3",
            "HANDID_SCHEDULER_POLL": "0.2", "HANDID_CPU_SLOTS": "1", "CUDA_VISIBLE_DEVICES": "",

@@ -80,6 +80,9 @@ def test_parameter_scatter_one_panel_per_key_log_axis_for_rates():
     fig = parameter_scatter(RUNS, ["optim.lr", "optim.name"], "mAP")
     assert [list(t.y) for t in fig.data] == [[0.4, 0.3, 0.5, 0.45]] * 2
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "category"
+    assert list(fig.data[0].marker.symbol) == ["circle"] * 4
+    marked = parameter_scatter(RUNS.assign(state=["succeeded", "stopped", "succeeded", "stopped"]), ["optim.lr"], "mAP")
+    assert list(marked.data[0].marker.symbol) == ["circle", "x", "circle", "x"]
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on PATH")

@@ -7,7 +7,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,6 +16,7 @@ from core.stats import sentence
 from jobs.studies import (KEYS, METRICS, Study, aggregate, check_configs, expand, identical_results,
                           load_study_preset, new_study, parse_arm, to_csv, to_markdown)
 from tests.stats_by_hand import mean_std_ci, paired_by_hand
+from tests.study_folders import figures, seeded_values
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DEMO = str(CONFIGS / "demo.yaml")
@@ -132,11 +132,6 @@ def record(run_id, arm, seed, state="succeeded", final=None, selected=None):
     return {"run_id": run_id, "arm": arm, "seed": seed, "state": state, "final": final, "selected": selected}
 
 
-def figures(base: float) -> dict[str, float]:
-    """Metrics of one evaluation, derived from one number (mAP) as the hand-ID protocols give them."""
-    return {"rank1": base + 0.05, "mAP": base, "mAP_trapezoid": base + 0.025, "mINP": base, "rank5": 0.99}
-
-
 MAPS = {  # arm -> seed -> mAP of the final epoch (selected: 0.01 lower)
     "CE": {0: 0.40, 1: 0.43, 2: 0.41},
     "TRI": {0: 0.45, 1: 0.47, 2: 0.44},
@@ -230,31 +225,27 @@ def test_a_run_without_selected_figures_leaves_only_those_keys():
 
 
 def seeded_study_runs(effect: float, seeds: int = 5, seed: int = 0) -> tuple[Study, list[dict]]:
-    """Two arms over seeds; each training seed moves both arms alike, `effect` is the true difference."""
-    rng = np.random.default_rng(seed)
-    seed_effect = rng.normal(0.60, 0.03, seeds)
-    arms = {"CE": seed_effect + rng.normal(0, 0.005, seeds),
-            "CE+triplet": seed_effect + effect + rng.normal(0, 0.005, seeds)}
-    runs = [record(f"{arm}-{s}", arm, s, final=figures(float(v[s])), selected=figures(float(v[s])))
-            for arm, v in arms.items() for s in range(seeds)]
-    return make(arms=[("CE", {}), ("CE+triplet", {})], seeds=seeds), runs
+    """Two arms over seeds (tests.study_folders.seeded_values): `effect` is the true difference."""
+    runs = [record(f"{arm}-{s}", arm, s, final=figures(v), selected=figures(v))
+            for arm, by_seed in seeded_values(effect, seeds, seed).items() for s, v in by_seed.items()]
+    return make(arms=[("CE", {}), ("TRI", {})], seeds=seeds), runs
 
 
 def test_arms_that_truly_differ_give_p_below_005():
     study, runs = seeded_study_runs(effect=0.03)
     comparison = next(c for c in aggregate(study, runs)["comparisons"] if c["metric"] == "mAP")
     assert comparison["p"] < 0.05 and comparison["ci95"][0] > 0 and comparison["n_pairs"] == 5
-    assert sentence("CE+triplet", "CE", "mAP", comparison).startswith("CE+triplet beats CE by +0.0")
+    assert sentence("TRI", "CE", "mAP", comparison).startswith("TRI beats CE by +0.0")
 
 
 def test_identical_arms_give_an_interval_spanning_zero():
     study, runs = seeded_study_runs(effect=0.0)
     runs = [r for r in runs if r["arm"] == "CE"]
-    runs += [{**r, "run_id": r["run_id"] + "-copy", "arm": "CE+triplet"} for r in runs]
+    runs += [{**r, "run_id": r["run_id"] + "-copy", "arm": "TRI"} for r in runs]
     for comparison in aggregate(study, runs)["comparisons"]:
         assert comparison["ci95"][0] <= 0 <= comparison["ci95"][1]
         assert comparison["p"] == 1.0 and comparison["p_holm"] == 1.0
-        assert sentence("CE+triplet", "CE", comparison["metric"], comparison).startswith("No detectable difference")
+        assert sentence("TRI", "CE", comparison["metric"], comparison).startswith("No detectable difference")
 
 
 @pytest.mark.parametrize("bad, needle", [
