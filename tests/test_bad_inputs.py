@@ -284,3 +284,13 @@ def test_jobs_list_into_a_closed_pipe_is_quiet(tmp_path):
     done = subprocess.run(f"{sys.executable} -m jobs list | head -1", shell=True, capture_output=True, text=True,
                           env=env, timeout=120, cwd=REPO)
     assert done.stdout.split()[:3] == ["id", "name", "state"] and done.stderr == "", done.stderr
+
+
+def test_a_loss_part_that_goes_nan_stops_the_run_naming_the_step_and_part():
+    from core.training.trainer import Meter
+
+    meter = Meter()
+    for step, triplet in ((1, 0.5), (2, 0.4), (3, float("nan")), (4, float("inf"))):
+        ce = torch.tensor(1.0)
+        meter.add(ce + triplet, {"ce": ce, "triplet": torch.tensor(triplet)}, 4, step)
+    one_line_error(meter.flush, "triplet", "step 3")
