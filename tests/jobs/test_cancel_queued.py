@@ -1,0 +1,68 @@
+"""A cancel request on a queued run is honoured before its process is spawned, however the cancel and
+the scheduler's pass interleave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.runs import RunDir, now
+from jobs import api, process
+from jobs.queue import Job, Queue
+from jobs.scheduler import Scheduler
+
+
+def queued_rows(root: Path, count: int) -> list[str]:
+    """Rows whose process would leave a marker file in its folder: proof that it started."""
+    ids = []
+    for i in range(count):
+        run = RunDir.at(root / f"r{i}").create()
+        run.update_status(state="queued", kind="evaluate", created=now())
+        Queue().insert([Job(id=run.run_id, path=str(run.path), kind="evaluate", cwd=str(run.path), created=now(),
+                            argv=["-c", "open('STARTED', 'w').close()"])])
+        ids.append(run.run_id)
+    return ids
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list:
+    calls: list = []
+    real = process.spawn
+    monkeypatch.setattr(process, "spawn", lambda *args, **kwargs: calls.append(args) or real(*args, **kwargs))
+    return calls
+
+
+def test_cancelled_queued_runs_never_start(root, spawned):
+    ids = queued_rows(root, 3)
+    assert api.cancel_many(ids) == dict.fromkeys(ids, "cancelled")
+    scheduler = Scheduler()
+    assert scheduler.step() is False
+    assert spawned == [] and {api.get_run(i).state for i in ids} == {"cancelled"}
+    assert not any((root / i / "STARTED").exists() for i in ids)
+
+
+def test_a_cancel_arriving_after_the_schedulers_listing_is_honoured_before_spawn(root, spawned, monkeypatch):
+    run_id, = queued_rows(root, 1)
+    scheduler = Scheduler()
+    stale = scheduler._settled()  # the pass lists the run as queued, then the cancel arrives
+    api.cancel(run_id)
+    monkeypatch.setattr(scheduler, "_settled", lambda: stale)
+    scheduler.step()
+    assert spawned == [] and api.get_run(run_id).state == "cancelled"
+
+
+def test_a_cancel_arriving_between_claim_and_spawn_is_honoured_before_spawn(root, spawned, monkeypatch):
+    run_id, = queued_rows(root, 1)
+    scheduler = Scheduler()
+    claim = scheduler.queue.claim
+
+    def claim_then_cancel(*args):
+        won = claim(*args)
+        api.cancel_many([run_id])  # lands after the claim: the row is taken, the folder moves to cancelled
+        return won
+
+    monkeypatch.setattr(scheduler.queue, "claim", claim_then_cancel)
+    scheduler.step()
+    assert spawned == [] and api.get_run(run_id).state == "cancelled"
+    assert not (root / run_id / "STARTED").exists()
