@@ -32,6 +32,7 @@ from dashboard.common import (
     file_version,
     labels_of,
     page_link,
+    plain,
     presets,
     run_config,
     show_error,
@@ -68,7 +69,7 @@ class Form:
         if text in self.problems:
             return
         self.problems.append(text)
-        show_error(problem) if isinstance(problem, Exception) else st.error(text)
+        show_error(problem) if isinstance(problem, Exception) else st.error(plain(text))
 
     def widget_key(self, key: str) -> str:
         return f"new_run:{self.preset}:{key}"  # a new preset gets fresh widgets holding its values
@@ -148,7 +149,7 @@ def data_section(form: Form) -> None:
                                key=form.widget_key(f"data.protocol:{dataset}"))
     form.set("data.protocol", protocol)
     if pending_synth:
-        st.info(f"{root} does not exist yet: synthetic hands in the {kind} layout are generated there when the run starts.")
+        st.info(f"{plain(root)} does not exist yet: synthetic hands in the {kind} layout are generated there when the run starts.")
     elif dataset == SYNTHETIC and not path.exists():
         form.fail(DataError(f"dataset root not found: {root} (synthetic hands are generated only at a synthetic "
                             f"preset's data.root: {', '.join(synthetic_roots(form))})"))
@@ -208,7 +209,7 @@ def model_section(form: Form) -> None:
         form.set("model.init_from", chosen)
         if config is not None:
             form.set("model.backbone", config.model.backbone)
-            st.caption(f"Backbone {config.model.backbone}, trained on {config.data.dataset}/{config.data.protocol}.")
+            st.caption(plain(f"Backbone {config.model.backbone}, trained on {config.data.dataset}/{config.data.protocol}."))
         return
     names = sorted(set(open_clip.list_models()) | {form.defaults["model.backbone"]})
     left, right = st.columns(2)
@@ -382,7 +383,7 @@ def render() -> None:
     st.title("New run")
     names = presets()
     if not names:
-        st.error(f"no presets (*.yaml) in {CONFIGS}")
+        st.error(plain(f"no presets (*.yaml) in {CONFIGS}"))
         return
     preset = st.selectbox("Preset", names, index=names.index(DEFAULT_PRESET) if DEFAULT_PRESET in names else 0,
                           key="new_run_preset")
