@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.run_id}: queued again; it continues from its last checkpoint")
     elif args.command == "scheduler":
         return scheduler.main(root)
+    if args.command in ("show", "logs", "cancel", "resume"):  # list, submit and sweep start one already
+        api.heal(root)
     return 0
 
 

@@ -66,3 +66,14 @@ def test_a_cancel_arriving_between_claim_and_spawn_is_honoured_before_spawn(root
     scheduler.step()
     assert spawned == [] and api.get_run(run_id).state == "cancelled"
     assert not (root / run_id / "STARTED").exists()
+
+
+@pytest.mark.parametrize("command", [["show", "r1"], ["logs", "r1"], ["cancel", "r0"], ["list"]])
+def test_every_jobs_command_restarts_a_dead_scheduler_while_runs_wait(root, monkeypatch, capsys, command):
+    from jobs.__main__ import main
+
+    queued_rows(root, 2)
+    started = []
+    monkeypatch.setattr("jobs.api.ensure_scheduler", lambda root=None: started.append(root) or True)
+    assert main(command) == 0
+    assert started == [root]
