@@ -1,5 +1,6 @@
-"""A cancel request on a queued run is honoured before its process is spawned, however the cancel and
-the scheduler's pass interleave."""
+"""Controlling queued runs: a cancel request is honoured before the process is spawned, however the
+cancel and the scheduler's pass interleave; every jobs command restarts a dead scheduler while runs
+wait; `jobs resume` says whether the run continues or starts over."""
 
 from __future__ import annotations
 
@@ -77,3 +78,17 @@ def test_every_jobs_command_restarts_a_dead_scheduler_while_runs_wait(root, monk
     monkeypatch.setattr("jobs.api.ensure_scheduler", lambda root=None: started.append(root) or True)
     assert main(command) == 0
     assert started == [root]
+
+
+@pytest.mark.parametrize(("checkpoint", "said"), [(True, "it continues after its last checkpoint"),
+                                                  (False, "it starts from epoch 1 (no checkpoint was saved)")])
+def test_resume_says_whether_it_continues_or_starts_over(root, monkeypatch, capsys, checkpoint, said):
+    from jobs.__main__ import main
+
+    run_id, = queued_rows(root, 1)
+    RunDir.at(root / run_id).update_status(state="failed")
+    if checkpoint:
+        RunDir.at(root / run_id).last_path.write_bytes(b"")
+    monkeypatch.setattr("jobs.api.ensure_scheduler", lambda root=None: True)
+    assert main(["resume", run_id]) == 0
+    assert capsys.readouterr().out == f"{run_id}: queued again; {said}\n"
