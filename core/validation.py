@@ -17,16 +17,17 @@ from core.errors import ConfigError, DataError
 
 
 def check_config(cfg: Config) -> None:
-    """Raise a one-line HandIDError for the first problem found (see the module docstring)."""
-    from core.device import resolve_device
-    from core.model.backbone import check_weights
-    from core.model.prompts import identity_prompts
-
+    """Raise a one-line HandIDError for the first problem found (see the module docstring); the roots
+    first, before the model stack is imported (seconds), so a mistyped root fails at once."""
     train, test = train_target(cfg), eval_target(cfg)
     if train.dataset != SYNTHETIC:
         _root_exists(train.root, "data.root")
     if test != train:
         _root_exists(test.root, "eval.root")
+    from core.device import resolve_device
+    from core.model.backbone import check_weights
+    from core.model.prompts import identity_prompts
+
     check_weights(cfg.model.backbone, cfg.model.pretrained)
     if cfg.model.init_from:
         from core.training.model import init_source

@@ -20,7 +20,7 @@ from core.analysis import misidentified, query_outcomes
 from core.metrics import ranked_gallery
 from core.projections import cached_projection, load_projection, projection_path
 from core.runs import Embeddings, RunDir, no_embeddings
-from dashboard.common import pick_run
+from dashboard.common import pick_run, require_inside_roots
 
 NO_EMBEDDINGS = "This run has no embeddings yet: its final evaluation writes them."
 
@@ -31,6 +31,8 @@ def pick_run_with_embeddings() -> RunDir | None:
     if run is not None and not run.embeddings_path.exists():
         st.info(NO_EMBEDDINGS)
         return None
+    if run is not None:
+        _version(run)  # a damaged file, or one naming images outside the run's dataset roots: its error
     return run
 
 
@@ -42,11 +44,21 @@ _lock = threading.Lock()
 
 
 def _version(run: RunDir) -> int:
-    """The embeddings file's modification time: a re-evaluation invalidates the caches below."""
+    """The embeddings file's modification time (a re-evaluation invalidates the caches below), once its
+    images are known to lie under the run's dataset roots (DataError otherwise)."""
     try:
-        return run.embeddings_path.stat().st_mtime_ns
+        version = run.embeddings_path.stat().st_mtime_ns
     except FileNotFoundError:
         raise no_embeddings(run.embeddings_path) from None
+    _contained(run, str(run.embeddings_path), version)
+    return version
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _contained(_run: RunDir, path: str, version: int) -> bool:
+    emb = _load(path, version)
+    require_inside_roots(_run, [*emb.query_paths, *emb.gallery_paths], Path(path))
+    return True
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

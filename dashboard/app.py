@@ -18,18 +18,19 @@ from dashboard import common  # noqa: E402
 from dashboard.views import pages as view_pages  # noqa: E402
 
 DEFAULT = "new_run"
+HOME = "home"  # the root URL's page: hidden, it shows the start page, which keeps its own URL too
 
 
 def main(start: str = DEFAULT) -> None:
-    """Register every page and run the one in the URL (`start` when the URL names none)."""
+    """Register every page and run the one in the URL (`start` at the root URL)."""
     st.set_page_config(page_title="Hand-ID Lab", layout="wide")
-    pages = {
-        spec.url_path: st.Page(module.render, title=spec.title, url_path=spec.url_path, icon=spec.icon,
-                               default=spec.url_path == start)
-        for spec, module in view_pages()
-    }
+    found = view_pages()
+    pages = {spec.url_path: st.Page(module.render, title=spec.title, url_path=spec.url_path, icon=spec.icon)
+             for spec, module in found}
+    spec, module = next((spec, module) for spec, module in found if spec.url_path == start)
+    home = st.Page(module.render, title=spec.title, url_path=HOME, icon=spec.icon, default=True, visibility="hidden")
     common.register_pages(pages)
-    st.navigation(list(pages.values())).run()
+    st.navigation([home, *pages.values()]).run()
 
 
 if __name__ == "__main__":  # Streamlit runs the main script as __main__; tests call main(start=...)

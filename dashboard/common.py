@@ -1,5 +1,6 @@
 """Shared dashboard helpers: where runs live, listing and picking runs, links between pages, cached
-record reads and showing errors as messages.
+record reads, showing errors as messages, and which images a run's pages may show (only those
+under its dataset roots: a record naming any other file serves nothing).
 
 Runs are listed only through `jobs.api` (settled states, the user's run names); records are
 read through core.runs (typed, and re-read only when their file changes).
@@ -7,13 +8,15 @@ read through core.runs (typed, and re-read only when their file changes).
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from core.config import Config
-from core.errors import HandIDError
+from core.config import Config, eval_target, train_target
+from core.errors import DataError, HandIDError
 from core.runs import ACTIVE_STATES, EvalRecord, RunDir
 from jobs import api as jobs
 from jobs.queue import resolve_root
@@ -40,6 +43,20 @@ def training_runs() -> list[jobs.RunInfo]:
     return [info for info in list_runs() if info.kind == "train"]
 
 
+DAMAGED = "damaged"  # the state jobs.api gives a run whose folder cannot be read (its error says why)
+
+
+def readable_runs() -> list[jobs.RunInfo]:
+    """The training runs whose folders read; the damaged ones flagged in one warning, each with its problem,
+    so that they never take a page's table down."""
+    infos = training_runs()
+    damaged = [info for info in infos if info.state == DAMAGED]
+    if damaged:
+        st.warning(plain(f"{len(damaged)} run folder(s) cannot be read and are left out: "
+                         + "; ".join(f"{info.run_id} ({info.error})" for info in damaged)))
+    return [info for info in infos if info.state != DAMAGED]
+
+
 def run_label(info: jobs.RunInfo) -> str:
     """How a run is named on every page: its name, then its id."""
     return f"{info.name} · {info.run_id}" if info.name and info.name != info.run_id else info.run_id
@@ -64,12 +81,22 @@ def pick_run(label: str = "Run", key: str = "run") -> RunDir | None:
     return RunDir(checkpoints_root() / chosen)
 
 
+MARKUP = re.compile(r"([\\`*\[\]<>$~|])|(?<!\w)_|_(?!\w)")  # what Streamlit's markdown would turn into markup
+
+
+def plain(text: object) -> str:
+    """User text (identities, aspects, names, paths, messages that quote them) made literal for the places
+    Streamlit renders as markdown (alerts, captions, labels): links, images, HTML, code and emphasis
+    escaped. Anything longer goes in st.text or st.dataframe."""
+    return MARKUP.sub(lambda m: "\\" + m.group(0), str(text))
+
+
 def show_error(exc: Exception) -> None:
     """A user error as a one-line message; anything else as a short message, never a traceback."""
     if isinstance(exc, HandIDError):
-        st.error(str(exc))
+        st.error(plain(exc))
     else:
-        st.error(f"{type(exc).__name__}: {exc}")
+        st.error(plain(f"{type(exc).__name__}: {exc}"))
 
 
 def register_pages(pages: dict[str, st.Page]) -> None:
@@ -148,3 +175,31 @@ def duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
+
+
+def image_roots(run: RunDir) -> list[str]:
+    """The folders a run's images may be shown from, resolved: the training and evaluation roots of its
+    config and the roots of its cross evaluations (a CSV manifest's folder for a manifest)."""
+    config = run_config(run)
+    roots = [train_target(config).root, eval_target(config).root] if config is not None else []
+    roots += [cross.root for cross in eval_record(run).cross.values()]
+    folders = []
+    for root in filter(None, roots):
+        path = os.path.realpath(Path(root).expanduser())
+        folders.append(os.path.dirname(path) if os.path.isfile(path) else path)
+    return list(dict.fromkeys(folders))
+
+
+def outside_roots(paths, roots: list[str]) -> list[str]:
+    """The paths that do not lie under any of `roots` once links and `..` are resolved."""
+    return [str(p) for p in paths if not any(os.path.commonpath([os.path.realpath(p), root]) == root for root in roots)]
+
+
+def require_inside_roots(run: RunDir, paths, source: Path) -> None:
+    """DataError naming `source` and the first image it names outside the run's dataset roots: its
+    pages show no image of such a record."""
+    roots = image_roots(run)
+    outside = outside_roots(paths, roots)
+    if outside:
+        raise DataError(f"{source} names {len(outside)} images outside the run's dataset roots "
+                        f"({', '.join(roots) or 'none'}), e.g. {outside[0]}; no image of it is shown")

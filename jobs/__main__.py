@@ -88,9 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         _cancel(args)
     elif args.command == "resume":
         api.resume(args.run_id, root)
-        print(f"{args.run_id}: queued again; it continues from its last checkpoint")
+        saved = RunDir.at(api.get_run(args.run_id, root).path).last_path.exists()
+        print(f"{args.run_id}: queued again; " + ("it continues after its last checkpoint" if saved else
+                                                  "it starts from epoch 1 (no checkpoint was saved)"))
     elif args.command == "scheduler":
         return scheduler.main(root)
+    if args.command in ("show", "logs", "cancel", "resume"):  # list, submit and sweep start one already
+        api.heal(root)
     return 0
 
 

@@ -270,6 +270,15 @@ def get_run(run_id: str, root: str | Path | None = None) -> RunInfo:
     return _info(run, state.settle(run, job, parent=parent), job)
 
 
+def heal(root: str | Path | None = None) -> bool:
+    """Start a scheduler when runs wait and none is alive (every jobs command ends with this, so a crashed
+    scheduler never strands the queue); True when one was started."""
+    queue = Queue(root)
+    waiting = any(job.backend == "local" and (status := state.read_status(RunDir.at(job.path))) is not None
+                  and status.state == "queued" for job in queue.all())
+    return ensure_scheduler(queue.root) if waiting else False
+
+
 def runs_of(infos: list[RunInfo], sweep_id: str | None = None, study_id: str | None = None) -> list[str]:
     """Ids of the runs of a sweep or study."""
     return [i.run_id for i in infos if (sweep_id and i.sweep_id == sweep_id) or (study_id and i.study_id == study_id)]

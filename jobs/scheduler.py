@@ -175,11 +175,15 @@ class Scheduler:
                     free.pop(0)
 
     def _start(self, job: Job, slot: str) -> bool:
-        """Claim the row, start its process, then mark the folder running (only while it is still
-        queued: a cancel that arrived in between kills the process at once)."""
+        """Claim the row (refused once a cancel is requested), check the folder is still queued, start
+        its process, then mark the folder running (only while it is still queued: a cancel that arrived
+        in between kills the process at once)."""
         run = RunDir.at(job.path)
         if not self.queue.claim(job.id, job.attempt, slot, now()):
             return False
+        current = state.read_status(run)
+        if current is None or current.state != "queued":
+            return False  # cancelled between the listing and the claim: never spawned
         argv = list(job.argv)
         if job.kind == "train" and run.last_path.exists():
             argv.append("--resume")

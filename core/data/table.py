@@ -38,7 +38,8 @@ def identity_order(identities) -> list[str]:
 
 
 def finish_table(frame: pd.DataFrame, source: Path) -> pd.DataFrame:
-    """Put the shared columns first as strings, sort by path and check there are 2+ identities.
+    """Put the shared columns first as strings, sort by path and check each image is listed once
+    and there are 2+ identities.
 
     `attrs["source"]` keeps the file or folder read, so later errors can name it.
     """
@@ -50,8 +51,24 @@ def finish_table(frame: pd.DataFrame, source: Path) -> pd.DataFrame:
         frame[column] = frame[column].astype(str)
     extra = [c for c in frame.columns if c not in COLUMNS]
     frame = frame[COLUMNS + extra].sort_values("path", kind="stable").reset_index(drop=True)
+    _refuse_repeats(frame, source)
     count = frame["identity"].nunique()
     if count < 2:
         raise DataError(f"{source} holds {count} identities ({len(frame)} images); at least 2 are needed")
     frame.attrs["source"] = str(source)
     return frame
+
+
+def _refuse_repeats(frame: pd.DataFrame, source: Path) -> None:
+    """An image listed twice would be its own query and gallery match (inflating rank-1); one under
+    two identities has no true label: both refused, naming the first such image."""
+    repeated = frame[frame["path"].duplicated(keep=False)]
+    if repeated.empty:
+        return
+    path = repeated["path"].iloc[0]
+    identities = sorted(set(repeated.loc[repeated["path"] == path, "identity"]))
+    if len(identities) > 1:
+        raise DataError(f"{source}: image {path} is listed under identities {', '.join(map(repr, identities))}; "
+                        "each image must belong to one identity")
+    count = int(frame["path"].duplicated().sum())
+    raise DataError(f"{source}: image {path} is listed twice ({count} repeated rows); list each image once")

@@ -192,10 +192,16 @@ class RunDir:
                 out.append(record)
         return out
 
-    def truncate_metrics(self, after_epoch: int) -> int:
-        """Drop the records of epochs after `after_epoch` (a resume replays them); returns how many."""
+    def truncate_metrics(self, after_epoch: int, evaluated_again: int | None = None) -> int:
+        """Drop the records of epochs after `after_epoch` (a resume replays them) and the evaluation records
+        of epoch `evaluated_again` (one a resume evaluates once more); returns how many."""
+        def dropped(r: dict[str, Any]) -> bool:
+            epoch = r.get("epoch")
+            return isinstance(epoch, (int, float)) and (
+                epoch > after_epoch or (epoch == evaluated_again and r.get("kind") == "eval"))
+
         records = self.read_metrics()
-        kept = [r for r in records if not (isinstance(r.get("epoch"), (int, float)) and r["epoch"] > after_epoch)]
+        kept = [r for r in records if not dropped(r)]
         if len(kept) != len(records):
             write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
         return len(records) - len(kept)

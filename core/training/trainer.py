@@ -154,14 +154,15 @@ class Trainer:
             log.info("removed %d temporary files left by an interrupted write", len(removed))
         last = self.run.last_path
         state = load_training_state(last) if last.is_file() else None
-        if state is None:
-            dropped = self.run.truncate_metrics(0)
+        if state is None:  # epoch 0's evaluation records stay only when eval.json holds it (else it is redone)
+            dropped = self.run.truncate_metrics(0 if self.run.read_eval().epoch0 is not None else -1)
             log.warning("--resume: %s has no last checkpoint; starting from epoch 1 (%d metric records of the "
                         "interrupted attempt dropped)", self.run.path, dropped)
             return
         self.model.load_state_dict(load_model_state(last))
         self.epoch_done = self.saved_epoch = restore(state, self._optimizers(), {"loss": self.loss}, str(last))
-        dropped = self.run.truncate_metrics(self.epoch_done)
+        finished = self.epoch_done if self.epoch_done >= self.cfg.train.epochs else None  # fit() evaluates it again
+        dropped = self.run.truncate_metrics(self.epoch_done, evaluated_again=finished)
         log.info("resumed from %s after epoch %d (%d metric records of later epochs dropped)", last,
                  self.epoch_done, dropped)
 

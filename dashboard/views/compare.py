@@ -15,12 +15,15 @@ from core.metrics import RETRIEVAL
 from core.runs import RunDir
 from dashboard import analysis
 from dashboard.common import (
+    DAMAGED,
     checkpoints_root,
     eval_record,
     labels_of,
     list_runs,
     metrics_frame,
     percent,
+    plain,
+    readable_runs,
     run_config,
     show_error,
     training_runs,
@@ -51,7 +54,10 @@ def render() -> None:
             for section, show in zip(sections, (show_metrics, show_config, show_curves, show_embeddings,
                                                 show_disagreements)):
                 with section:
-                    show(runs)
+                    try:  # a damaged file of one run (its embeddings, say) leaves the other tabs standing
+                        show(runs)
+                    except Exception as exc:
+                        show_error(exc)
         st.divider()
         leaderboard()
     except Exception as exc:
@@ -60,7 +66,7 @@ def render() -> None:
 
 def pick_runs() -> list[str]:
     """Two to four run ids (picked by name), following and updating the `?runs=a,b` query parameter."""
-    names = labels_of(training_runs())
+    names = labels_of(readable_runs())
     wanted = [r for r in st.query_params.get("runs", "").split(",") if r in names][:MAX_RUNS]
     chosen = st.multiselect("Runs", list(names), default=wanted, max_selections=MAX_RUNS, key="cmp_runs",
                             format_func=names.get)
@@ -96,13 +102,13 @@ def metrics_table(runs: list[RunDir], names: dict[str, str] | None = None) -> pd
 
 def show_metrics(runs: list[RunDir]) -> None:
     names = labels_of(training_runs())
-    st.caption(f"Final epoch, test side; Δ against {names.get(runs[0].run_id, runs[0].run_id)}. rank-k, mAP and "
+    st.caption(f"Final epoch, test side; Δ against {plain(names.get(runs[0].run_id, runs[0].run_id))}. rank-k, mAP and "
                "mINP in %. One training run each: a difference here may be noise; a study over training seeds "
                "says whether it is.")
     baseline = final_metrics(runs[0])
     for run in runs:
         values = final_metrics(run)
-        st.markdown(f"**{names.get(run.run_id, run.run_id)}**")
+        st.markdown(f"**{plain(names.get(run.run_id, run.run_id))}**")
         if not values:
             st.info("No final evaluation yet.")
             continue
@@ -175,7 +181,7 @@ def show_embeddings(runs: list[RunDir]) -> None:
     names = labels_of(training_runs())
     for column, run in zip(st.columns(len(runs)), runs):
         with column:
-            st.markdown(f"**{names.get(run.run_id, run.run_id)}**")
+            st.markdown(f"**{plain(names.get(run.run_id, run.run_id))}**")
             if not run.embeddings_path.exists():
                 st.info(analysis.NO_EMBEDDINGS)
                 continue
@@ -221,7 +227,7 @@ def show_disagreements(runs: list[RunDir]) -> None:
 def leaderboard() -> None:
     """A sweep's runs with their results and differing settings; click a column header to sort."""
     st.subheader("Sweep leaderboard")
-    infos = [i for i in list_runs() if i.sweep_id]
+    infos = [i for i in list_runs() if i.sweep_id and i.state != DAMAGED]
     sweeps = list(dict.fromkeys(i.sweep_id for i in infos))
     if not sweeps:
         st.info("No sweeps yet: launch one from the New run page.")

@@ -11,7 +11,8 @@ from core.data.layouts import layouts
 from core.data.protocols import DEFAULT
 from core.metrics import RETRIEVAL
 from core.runs import Metrics, RunDir
-from dashboard.common import checkpoints_root, eval_record, labels_of, percent, run_config, show_error, training_runs
+from dashboard.common import (checkpoints_root, eval_record, labels_of, percent, plain, readable_runs, run_config,
+                              show_error, training_runs)
 from dashboard.figures import matrix_figure
 from dashboard.views import PageSpec
 from jobs import api as jobs
@@ -68,7 +69,7 @@ def _value(result: Metrics | None, metric: str) -> float | None:
 def render() -> None:
     st.title("Cross evaluation")
     try:
-        runs = [RunDir(checkpoints_root() / info.run_id) for info in training_runs()]
+        runs = [RunDir(checkpoints_root() / info.run_id) for info in readable_runs()]
         runs = [run for run in runs if has_checkpoint(run) or results(run)]
         if not runs:
             st.info("No trained checkpoints yet: train a run on the New run page, then test it on other sets here.")
@@ -120,7 +121,7 @@ def queue_form(runs: list[RunDir], table: pd.DataFrame) -> None:
     for label, column in cells:
         dataset, protocol = column.split("/", 1)
         if not root_inputs[dataset].strip():
-            st.error(f"{column}: give the data root for {dataset}.")
+            st.error(plain(f"{column}: give the data root for {dataset}."))
             continue
         try:
             queued.append(jobs.evaluate(by_label[label].run_id, dataset, root_inputs[dataset].strip(), protocol,

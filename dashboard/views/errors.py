@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.runs import Embeddings
 from dashboard import analysis
-from dashboard.common import show_error
+from dashboard.common import plain, show_error
 from dashboard.figures import FIXED_COLOURS
 from dashboard.views import PageSpec
 from dashboard.widgets import image_grid
@@ -77,7 +77,7 @@ def show_query(emb: Embeddings, row: object, k: int) -> None:
         captions.append(f"{row.true_rank}. {row.identity} · {row.true_similarity:.3f} (true match)")
         borders.append(FIXED_COLOURS["right"])
     with st.container(border=True):
-        st.markdown(f"**Query {row.query}** · identity `{row.identity}` · {row.aspect} · true match at rank "
+        st.markdown(f"**Query {row.query}** · identity {plain(row.identity)} · {plain(row.aspect)} · true match at rank "
                     f"**{row.true_rank}** (similarity {row.true_similarity:.3f}, rank-1 {row.top1_similarity:.3f})")
         image_grid(paths, captions, borders, columns=k + 2, width=130, key=f"err_grid_{row.query}")
         if st.button("Enlarge", key=f"err_enlarge_{row.query}", icon=":material/zoom_in:"):
@@ -89,4 +89,4 @@ def show_query(emb: Embeddings, row: object, k: int) -> None:
 @st.dialog("Query, its rank-1 match and its true match", width="large")
 def enlarge(paths: list[str], captions: list[str]) -> None:
     for column, path, caption in zip(st.columns(len(paths)), paths, captions):
-        column.image(str(path), caption=caption, width="stretch")
+        column.image(str(path), caption=plain(caption), width="stretch")

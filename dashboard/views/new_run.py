@@ -1,9 +1,12 @@
 """New run page: every knob of a run, pre-filled from a preset in configs/, submitted through jobs.
 
 The dataset root is checked on the spot (the protocol's split sizes, or the reader's one-line
-error), weights are checked for offline availability, and the whole config is validated with
-load_config before anything is queued. One run, a sweep over a grid, or a Stage 1 -> Stage 2
-chain; training always happens in a background process, never here.
+error), weights are checked for offline availability, and the whole config (every sweep value
+too) is validated with core.validation as the form changes: Start training and Start sweep stay
+disabled while any error is on the page. Number fields take any value, so a wrong one is named
+by its check rather than silently replaced. Synthetic data is generated only at a synthetic
+preset's own root. One run, a sweep over a grid, or a Stage 1 -> Stage 2 chain; training always
+happens in a background process, never here.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import streamlit as st
 from core.config import Size, flatten, key_specs, load_config, to_dict
 from core.data.layouts import SYNTHETIC, protocol_names, read_table
 from core.data.protocols import build_protocol
-from core.errors import ConfigError, ModelError
+from core.errors import ConfigError, DataError, HandIDError, ModelError
 from core.losses import registry as losses
 from core.model import backbone as backbones
 from core.runs import RunDir
@@ -29,6 +32,7 @@ from dashboard.common import (
     file_version,
     labels_of,
     page_link,
+    plain,
     presets,
     run_config,
     show_error,
@@ -58,6 +62,15 @@ class Form:
     defaults: dict[str, Any]
     values: dict[str, Any] = field(default_factory=dict)
     specs: dict[str, Any] = field(default_factory=key_specs)  # every key's type and checks (registries included)
+    problems: list[str] = field(default_factory=list)  # errors shown on the page: nothing starts while any
+
+    def fail(self, problem: Exception | str) -> None:
+        """Show a problem (once) and keep the Start buttons disabled."""
+        text = str(problem)
+        if text in self.problems:
+            return
+        self.problems.append(text)
+        show_error(problem) if isinstance(problem, Exception) else st.error(plain(text))
 
     def widget_key(self, key: str) -> str:
         return f"new_run:{self.preset}:{key}"  # a new preset gets fresh widgets holding its values
@@ -115,9 +128,11 @@ def data_section(form: Form) -> None:
     st.subheader("Data")
     left, middle, right = st.columns([1, 3, 1])
     dataset = form.knob("data.dataset", "Dataset", left)
-    root = form.knob("data.root", "Root folder (or manifest CSV)", middle)
+    root = middle.text_input("Root folder (or manifest CSV)", value=default_root(form, dataset),
+                             key=form.widget_key(f"data.root:{dataset}"))
+    form.set("data.root", root)
     path = Path(root).expanduser()
-    pending_synth = dataset == SYNTHETIC and not path.exists()
+    pending_synth = dataset == SYNTHETIC and not path.exists() and root in synthetic_roots(form)
     table, problem = None, None
     if not pending_synth:
         try:
@@ -128,22 +143,45 @@ def data_section(form: Form) -> None:
     if dataset == SYNTHETIC:
         a, b = st.columns(2)
         kind = form.knob("data.synth_layout", "Synthetic layout", a)
-        form.knob("data.synth_identities", "Synthetic identities", b, min_value=1)
+        form.knob("data.synth_identities", "Synthetic identities", b)
     names = protocol_names(table) if table is not None else protocol_names(kind)
     wanted = form.defaults["data.protocol"]
     protocol = right.selectbox("Protocol", names, index=names.index(wanted) if wanted in names else 0,
                                key=form.widget_key(f"data.protocol:{dataset}"))
     form.set("data.protocol", protocol)
     if pending_synth:
-        st.info(f"{root} does not exist yet: synthetic hands in the {kind} layout are generated there when the run starts.")
+        st.info(f"{plain(root)} does not exist yet: synthetic hands in the {kind} layout are generated there when the run starts.")
+    elif dataset == SYNTHETIC and not path.exists():
+        form.fail(DataError(f"dataset root not found: {root} (synthetic hands are generated only at a synthetic "
+                            f"preset's data.root: {', '.join(synthetic_roots(form))})"))
     elif problem is not None:
-        show_error(problem)
+        form.fail(problem)
     else:
         try:
             counts = split_counts(dataset, root, protocol, file_version(path))
             st.dataframe(pd.DataFrame(counts).T.rename_axis("split"))
         except Exception as exc:
-            show_error(exc)
+            form.fail(exc)
+
+
+def synthetic_roots(form: Form) -> list[str]:
+    """Where synthetic data may be generated: the data.root of the synthetic presets (this one included)."""
+    roots = [form.defaults["data.root"]] if form.defaults["data.dataset"] == SYNTHETIC else []
+    for name in presets():
+        try:
+            data = load_config(CONFIGS / name).data
+        except HandIDError:
+            continue
+        if data.dataset == SYNTHETIC:
+            roots.append(data.root)
+    return list(dict.fromkeys(roots))
+
+
+def default_root(form: Form, dataset: str) -> str:
+    """The preset's root for its own dataset, a synthetic preset's root for synthetic, else empty (to be given)."""
+    if dataset == form.defaults["data.dataset"]:
+        return form.defaults["data.root"]
+    return synthetic_roots(form)[0] if dataset == SYNTHETIC and synthetic_roots(form) else ""
 
 
 def finished_runs() -> dict[str, str]:
@@ -172,7 +210,7 @@ def model_section(form: Form) -> None:
         form.set("model.init_from", chosen)
         if config is not None:
             form.set("model.backbone", config.model.backbone)
-            st.caption(f"Backbone {config.model.backbone}, trained on {config.data.dataset}/{config.data.protocol}.")
+            st.caption(plain(f"Backbone {config.model.backbone}, trained on {config.data.dataset}/{config.data.protocol}."))
         return
     names = sorted(set(open_clip.list_models()) | {form.defaults["model.backbone"]})
     left, right = st.columns(2)
@@ -193,11 +231,11 @@ def model_section(form: Form) -> None:
     if mode == WEIGHTS[2] and not chosen:
         st.info("Give the path of an open_clip weights file (.safetensors, .bin, .pt, .pth).")
     elif mode == WEIGHTS[2] and not Path(chosen).expanduser().is_file():
-        st.error(f"weights file not found: {chosen}")
+        form.fail(f"weights file not found: {chosen}")
     elif chosen:
         problem = weights_problem(backbone, chosen)
         if problem:
-            st.error(problem)
+            form.fail(problem)
         else:
             st.caption("Weights available offline.")
 
@@ -210,7 +248,7 @@ def losses_section(form: Form) -> None:
         weight_key = f"loss.{name}.weight"
         preset_weight = form.defaults[weight_key]
         on = column.checkbox(entry.label, value=preset_weight > 0, key=form.widget_key(f"{weight_key}:on"))
-        weight = form.knob(weight_key, "weight", column, default=preset_weight or 1.0, min_value=0.0, disabled=not on)
+        weight = form.knob(weight_key, "weight", column, default=preset_weight or 1.0, disabled=not on)
         form.set(weight_key, weight if on else 0.0)
         for key in (k for k in form.specs if k.startswith(f"loss.{name}.") and k != weight_key):
             form.knob(key, form.specs[key].label or key.rsplit(".", 1)[1], column, disabled=not on)
@@ -221,26 +259,26 @@ def training_section(form: Form) -> None:
     st.subheader("Training")
     a, b, c, d = st.columns(4)
     kind = form.knob("sampler.kind", "Sampler", a)
-    form.knob("sampler.p", "P (identities per batch)", b, min_value=1, disabled=kind != "pk")
-    form.knob("sampler.k", "K (images per identity)", c, min_value=1, disabled=kind != "pk")
-    form.knob("train.batch_size", "Batch size", d, min_value=1, disabled=kind == "pk")
+    form.knob("sampler.p", "P (identities per batch)", b, disabled=kind != "pk")
+    form.knob("sampler.k", "K (images per identity)", c, disabled=kind != "pk")
+    form.knob("train.batch_size", "Batch size", d, disabled=kind == "pk")
     a, b, c, d = st.columns(4)
     form.knob("optim.name", "Optimizer", a)
-    form.knob("optim.lr", "Backbone learning rate", b, min_value=0.0, format="%.2e", step=1e-6)
-    form.knob("optim.head_lr", "Head learning rate", c, min_value=0.0, format="%.2e", step=1e-5)
-    form.knob("optim.weight_decay", "Weight decay", d, min_value=0.0, format="%.2e", step=1e-5)
+    form.knob("optim.lr", "Backbone learning rate", b, format="%.2e", step=1e-6)
+    form.knob("optim.head_lr", "Head learning rate", c, format="%.2e", step=1e-5)
+    form.knob("optim.weight_decay", "Weight decay", d, format="%.2e", step=1e-5)
     a, b, c, d = st.columns(4)
     form.knob("optim.schedule", "Schedule", a)
-    form.knob("optim.warmup_epochs", "Warm-up epochs", b, min_value=0)
-    form.knob("train.epochs", "Epochs", c, min_value=1)
-    form.knob("eval.every", "Evaluate every (epochs; 0 = start and end only)", d, min_value=0)
+    form.knob("optim.warmup_epochs", "Warm-up epochs", b)
+    form.knob("train.epochs", "Epochs", c)
+    form.knob("eval.every", "Evaluate every (epochs; 0 = start and end only)", d)
     a, b, c, d = st.columns(4)
     height, width = form.defaults["data.image_size"]
-    h = a.number_input("Image height", value=int(height), min_value=1, step=16, key=form.widget_key("data.image_size:h"))
-    w = b.number_input("Image width", value=int(width), min_value=1, step=16, key=form.widget_key("data.image_size:w"))
+    h = a.number_input("Image height", value=int(height), step=16, key=form.widget_key("data.image_size:h"))
+    w = b.number_input("Image width", value=int(width), step=16, key=form.widget_key("data.image_size:w"))
     form.set("data.image_size", [int(h), int(w)])
-    form.knob("eval.runs", "Evaluation runs (query/gallery draws)", c, min_value=1)
-    form.knob("train.seed", "Seed", d, min_value=0)
+    form.knob("eval.runs", "Evaluation runs (query/gallery draws)", c)
+    form.knob("train.seed", "Seed", d)
 
 
 def advanced_section(form: Form) -> None:
@@ -268,27 +306,45 @@ def stage2_overrides(form: Form) -> dict[str, Any]:
     return {k: v for k, v in form.values.items() if k.startswith(SHARED_WITH_STAGE2)}
 
 
+def checked(preset: Path, overrides: dict[str, Any]) -> None:
+    """The config loaded and checked as a submission checks it (core.validation); HandIDError when not."""
+    from core.validation import check_config
+
+    check_config(load_config(preset, overrides))
+
+
+def check_form(form: Form, stage2: str | None) -> None:
+    """The whole config (and Stage 2's) checked now: its first problem goes on the page."""
+    try:
+        checked(CONFIGS / form.preset, form.overrides())
+        if stage2 is not None:
+            load_config(CONFIGS / stage2, stage2_overrides(form))
+    except HandIDError as exc:
+        form.fail(exc)
+
+
+def sweep_grid(form: Form, grid_text: str) -> dict[str, list[Any]] | None:
+    """The grid, every value checked against the form's config; None (the problem shown) when one fails."""
+    try:
+        grid = parse_grid([line.strip() for line in grid_text.splitlines() if line.strip()])
+        if not grid:
+            raise ConfigError("sweep: give one line KEY=V1,V2,... per swept key")
+        for key, values in grid.items():
+            for value in values:
+                checked(CONFIGS / form.preset, {**form.overrides(), key: value})
+    except HandIDError as exc:
+        show_error(exc)
+        return None
+    return grid
+
+
 def submit(form: Form, name: str, stage2: str | None) -> list[str]:
-    """Validate the config(s) and queue them: one run, or a Stage 1 -> Stage 2 chain."""
+    """Queue one run, or a Stage 1 -> Stage 2 chain (jobs.api checks them again)."""
     config, overrides = CONFIGS / form.preset, form.overrides()
-    load_config(config, overrides)
     if stage2 is None:
         return [jobs.submit(config, overrides, name=name, root=checkpoints_root())]
-    load_config(CONFIGS / stage2, stage2_overrides(form))
     stages = [(config, overrides), (CONFIGS / stage2, stage2_overrides(form))]
     return jobs.submit_chain(stages, name=name, root=checkpoints_root())
-
-
-def submit_sweep(form: Form, name: str, grid_text: str) -> list[str]:
-    """Validate every grid value against the form's config, then queue the sweep."""
-    grid = parse_grid([line.strip() for line in grid_text.splitlines() if line.strip()])
-    if not grid:
-        raise ConfigError("sweep: give one line KEY=V1,V2,... per swept key")
-    config, overrides = CONFIGS / form.preset, form.overrides()
-    for key, values in grid.items():
-        for value in values:
-            load_config(config, {**overrides, key: value})
-    return jobs.sweep(config, grid, overrides=overrides, name=name, root=checkpoints_root())
 
 
 def started() -> None:
@@ -302,19 +358,25 @@ def started() -> None:
 
 
 def actions(form: Form, stage2: str | None) -> None:
-    """Name, Start training, and the sweep grid with Start sweep."""
+    """Name, Start training, and the sweep grid with Start sweep; both disabled while a problem is shown."""
     name = st.text_input("Run name (optional)", value=form.defaults["name"], key=form.widget_key("name"))
     grid_text = st.text_area("Sweep grid: one `key=v1,v2,...` per line (e.g. `optim.lr=1e-5,5e-6`)",
                              key=form.widget_key("grid"), height=100)
+    if not form.problems:
+        check_form(form, stage2)
+    grid = sweep_grid(form, grid_text) if grid_text.strip() and not form.problems else None
     left, right = st.columns([1, 5])
-    start = left.button("Start training", type="primary", key="new_run_start")
-    sweep = right.button("Start sweep", key="new_run_sweep", disabled=not grid_text.strip())
+    start = left.button("Start training", type="primary", key="new_run_start", disabled=bool(form.problems))
+    sweep = right.button("Start sweep", key="new_run_sweep", disabled=grid is None)
+    if form.problems:
+        st.caption("Fix the errors shown above to start.")
     try:
         if start:
             st.session_state[STARTED] = submit(form, name, stage2)
         if sweep:
-            st.session_state[STARTED] = submit_sweep(form, name, grid_text)
-    except Exception as exc:  # ConfigError one-liners, queue errors
+            st.session_state[STARTED] = jobs.sweep(CONFIGS / form.preset, grid, overrides=form.overrides(), name=name,
+                                                   root=checkpoints_root())
+    except Exception as exc:  # queue errors (a folder that cannot be written)
         show_error(exc)
     study_from_grid(CONFIGS / form.preset, form.overrides(), name, grid_text)  # the grid's values as a study's arms
 
@@ -323,7 +385,7 @@ def render() -> None:
     st.title("New run")
     names = presets()
     if not names:
-        st.error(f"no presets (*.yaml) in {CONFIGS}")
+        st.error(plain(f"no presets (*.yaml) in {CONFIGS}"))
         return
     preset = st.selectbox("Preset", names, index=names.index(DEFAULT_PRESET) if DEFAULT_PRESET in names else 0,
                           key="new_run_preset")

@@ -26,6 +26,7 @@ from dashboard.common import (
     metrics_frame,
     percent,
     pick_run,
+    plain,
     run_config,
     show_error,
 )
@@ -41,13 +42,13 @@ def status_line(run: RunDir) -> None:
     """The run's state, epoch, duration and error."""
     status = run.read_status()
     if status is None:
-        st.warning(f"{run.path} has no status yet.")
+        st.warning(plain(f"{run.path} has no status yet."))
         return
     epoch = f"epoch {status.epoch:g}/{status.epochs}" if status.epochs else ""
     took = duration(status.ended - status.started) if status.started and status.ended else ""
     st.markdown(f"**{status.state}** {epoch} {'· took ' + took if took else ''}")
     if status.error:
-        st.error(status.error)
+        st.error(plain(status.error))
 
 
 def line_chart(frame: pd.DataFrame, x: str, columns: dict[str, str], title: str, y_title: str,

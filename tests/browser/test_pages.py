@@ -20,9 +20,10 @@ PLOT = ".js-plotly-plot"
 TRAINING_TIMEOUT_MS = 240_000
 
 # (name, url path, title, query, a selector that shows the page has rendered to its end, errors expected).
-# New run is the default page: Streamlit serves it at the root URL, whatever its url_path.
+# New run is the default page: served at the root URL and at its own url_path.
 PAGES = [
     ("new_run", "", "New run", {}, "button:has-text('Start training')", False),
+    ("new_run_url", "new_run", "New run", {}, "button:has-text('Start training')", False),  # its own URL too
     ("runs", "runs", "Runs", {}, "text=Runs to compare", False),
     ("run", "run", "Run", {"run": "done"}, PLOT, False),
     ("run_failed", "run", "Run", {"run": "broken"}, "text=Log tail", True),
