@@ -1,6 +1,6 @@
 """Everything about a config that can be checked without reading or generating data, checked
 before any work: the training and evaluation targets, the backbone and its weights, the
-starting checkpoint, the prompt template and the device.
+starting checkpoint, the prompt templates (fixed and learned) and the device.
 
 `core.train`, `jobs submit`, every sweep and study value and the New run page call
 `check_config` first, so a mistyped backbone or a missing weights file fails in seconds, not
@@ -21,6 +21,7 @@ def check_config(cfg: Config) -> None:
     from core.device import resolve_device
     from core.model.backbone import check_weights
     from core.model.prompts import identity_prompts
+    from core.training.prompt_phase import check_prompts
 
     train, test = train_target(cfg), eval_target(cfg)
     if train.dataset != SYNTHETIC:
@@ -33,6 +34,7 @@ def check_config(cfg: Config) -> None:
 
         init_source(cfg.model.init_from)
     identity_prompts(["0000001"], ["dorsal_r"], cfg.model.prompt)
+    check_prompts(cfg)
     resolve_device(cfg.train.device)
 
 
