@@ -76,7 +76,7 @@ def _stage2_configs():
 
 def test_every_stage2_preset_chain_and_sweep_samples_pk_batches():
     found = _stage2_configs()
-    assert len(found) >= len(STAGE2) + 2 + 8  # the presets, two chains' Stage 2, the losses sweep
+    assert len(found) >= len(STAGE2) + 3 + 8  # the presets, three chains' Stage 2, the losses sweep
     random = [where for where, cfg in found if cfg.sampler.kind != "pk"]
     assert random == []
     real = [(where, cfg.sampler.p * cfg.sampler.k) for where, cfg in found if cfg.data.dataset != "synthetic"]
@@ -87,6 +87,18 @@ def test_stage2_base_follows_clip_reid_where_the_recipe_is_silent():
     cfg = load_config(CONFIGS / "stage2_base.yaml")
     assert (cfg.sampler.p, cfg.sampler.k, cfg.loss.ce.label_smoothing, cfg.optim.warmup_epochs) == (16, 4, 0.1, 10)
     assert "CLIP-ReID" in (CONFIGS / "stage2_base.yaml").read_text()
+
+
+def test_prompt_presets_learn_prompts_that_a_loss_reads():
+    from core.training.prompt_phase import check_prompts
+    from jobs.sweeps import load_chain_preset
+
+    for name in ("stage1_prompts", "stage2_i2t"):
+        cfg = load_config(CONFIGS / f"{name}.yaml")
+        assert (cfg.prompts.epochs, cfg.prompts.tokens, cfg.loss.i2t.weight) == (120, 4, 1.0)
+        check_prompts(cfg)
+    chain = load_chain_preset(CONFIGS / "chains" / "prompts_stage1_stage2.yaml")
+    assert [Path(c).name for c, _ in chain.stages] == ["stage1_prompts.yaml", "stage2_i2t.yaml"]
 
 
 def test_demo_is_cpu_sized_synthetic_data():
