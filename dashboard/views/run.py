@@ -29,6 +29,7 @@ from dashboard.common import (
     run_config,
     show_error,
 )
+from dashboard import published
 from dashboard.views import PageSpec
 from dashboard.widgets import metric_cards
 from jobs import api as jobs
@@ -215,6 +216,7 @@ def render() -> None:
             live_fragment(run)
         else:
             live(run)
+        published.show([(run, "")])
         st.subheader("Evaluate on another protocol")
         evaluate_form(run)
         cross_results(run)
