@@ -168,12 +168,29 @@ class EvalConfig:
 
 
 @dataclass
+class PromptsConfig:
+    """Learned identity prompts (CLIP-ReID's first stage): with both encoders frozen, per-identity
+    tokens in `template` are learned for `epochs` before the image encoder trains, and replace the
+    fixed prompts (model.prompt) of the image-to-text loss. 0 epochs = fixed prompts. Defaults:
+    CLIP-ReID's stage 1 (4 tokens, Adam at 3.5e-4, 5 warm-up epochs, batch 64; it runs 120 epochs)."""
+
+    epochs: int = knob(0, check="non_negative", at_most=100_000, label="prompt epochs")
+    tokens: int = knob(4, check="positive", at_most=32, label="tokens per identity")
+    template: str = "a photo of a {tokens} hand."
+    lr: float = knob(3.5e-4, check="positive", at_most=10.0, label="prompt learning rate")
+    weight_decay: float = knob(1e-4, check="non_negative", at_most=10.0)
+    warmup_epochs: int = knob(5, check="non_negative")
+    batch_size: int = knob(64, check="positive", at_most=65_536)
+
+
+@dataclass
 class Config:
     name: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: Any = field(default_factory=LossConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

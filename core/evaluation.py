@@ -16,7 +16,7 @@ select on, because no test image takes part in them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from core.data.augment import eval_batch, hflip
 from core.data.protocols import Protocol, Target, load_protocol
 from core.data.split import Split, load_split
 from core.device import autocast
-from core.metrics import RANKS, feature_statistics, mean_std, retrieval_metrics
+from core.metrics import RANKS, feature_statistics, mean_pairwise_distance, mean_std, retrieval_metrics
 from core.rerank import rerank_summary
 from core.runs.records import Embeddings, Metrics, finite
 from core.verification import SUMMARY_KEYS, verification_summary
@@ -154,6 +154,7 @@ def evaluate(model: torch.nn.Module, eval_set: EvalSet, how: Extraction, val: Va
     the validation split when given."""
     features = extract_features(model, eval_set.test.images, how, between_batches)
     test = score(features, eval_set.protocol)
+    test.update(finite({"spread_pre_bn": pre_bn_spread(model, eval_set.test.images, how, features)}))
     array = features.cpu().numpy()
     scalars, curves = verify(array, eval_set.protocol)
     reranked = {}
@@ -163,6 +164,14 @@ def evaluate(model: torch.nn.Module, eval_set: EvalSet, how: Extraction, val: Va
         reranked = finite({k: v for k, v in reranked.items() if k not in ("k1", "k2", "lambda")})
     val_metrics = score_val(model, val, how) if val is not None else {}
     return Evaluation({**test, **scalars}, val_metrics, array, reranked, curves)
+
+
+def pre_bn_spread(model: torch.nn.Module, images: torch.Tensor, how: Extraction, features: torch.Tensor) -> float:
+    """Mean pairwise distance of the L2-normalised pre-BN test features (the retrieval features
+    when they are pre-BN): the collapse a metric loss can cause, seen whatever feature is retrieved."""
+    if how.feature != "pre_bn":
+        features = extract_features(model, images, replace(how, feature="pre_bn"))
+    return mean_pairwise_distance(features)
 
 
 def rerank_of(cfg) -> Rerank | None:

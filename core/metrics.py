@@ -30,7 +30,7 @@ RANKS = (1, 5, 10, 20)
 RETRIEVAL = {"rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10", "rank20": "rank-20", "mAP": "mAP",
              "mAP_trapezoid": "mAP (papers' convention)", "mINP": "mINP"}
 STATISTICS = {"intra": "intra-identity distance", "inter": "inter-identity distance", "ratio": "intra / inter",
-              "silhouette": "silhouette"}
+              "silhouette": "silhouette", "spread_pre_bn": "pre-BN spread (mean pairwise distance)"}
 VALIDATION = {"rank1": "val rank-1", "mAP": "val mAP", "mAP_trapezoid": "val mAP (papers' convention)",
               "id_accuracy": "val identity accuracy"}
 VERIFICATION = {"eer": "EER", "auc": "ROC AUC", "tar@far=1e-2": "TAR at FAR 1e-2", "tar@far=1e-3": "TAR at FAR 1e-3"}
@@ -290,6 +290,20 @@ def _silhouette(f: torch.Tensor, codes: torch.Tensor, max_points: int, seed: int
     if not 2 <= len(np.unique(y)) <= len(y) - 1:
         return float("nan")
     return float(silhouette_score(x, y, metric="cosine"))
+
+
+def mean_pairwise_distance(features: ArrayLike, max_points: int = 2000, seed: int = 0) -> float:
+    """Mean Euclidean distance between the L2-normalised rows over pairs of distinct rows (on a
+    seeded subset of at most `max_points` rows); near 0 when the embedding has collapsed to one
+    direction, about sqrt(2) for directions spread evenly. nan for fewer than 2 rows."""
+    f = F.normalize(_features(features, "features").double(), dim=1)
+    if len(f) > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(len(f), size=max_points, replace=False))
+        f = f[torch.as_tensor(keep, device=f.device)]
+    n = len(f)
+    if n < 2:
+        return float("nan")
+    return float(torch.cdist(f, f).sum() / (n * (n - 1)))
 
 
 def mean_std(metric_dicts: Sequence[Mapping]) -> dict:

@@ -1,6 +1,6 @@
 """Everything about a config that can be checked without reading or generating data, checked
 before any work: the training and evaluation targets, the backbone and its weights, the
-starting checkpoint, the prompt template and the device.
+starting checkpoint, the prompt templates (fixed and learned) and the device.
 
 `core.train`, `jobs submit`, every sweep and study value and the New run page call
 `check_config` first, so a mistyped backbone or a missing weights file fails in seconds, not
@@ -27,6 +27,7 @@ def check_config(cfg: Config) -> None:
     from core.device import resolve_device
     from core.model.backbone import check_weights
     from core.model.prompts import identity_prompts
+    from core.training.prompt_phase import check_prompts
 
     check_weights(cfg.model.backbone, cfg.model.pretrained)
     if cfg.model.init_from:
@@ -34,6 +35,7 @@ def check_config(cfg: Config) -> None:
 
         init_source(cfg.model.init_from)
     identity_prompts(["0000001"], ["dorsal_r"], cfg.model.prompt)
+    check_prompts(cfg)
     resolve_device(cfg.train.device)
 
 

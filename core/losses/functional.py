@@ -112,3 +112,21 @@ def arcface_loss(embeddings: torch.Tensor, labels: torch.Tensor, weight: torch.T
                               torch.cos(angles) - margin * math.sin(margin))
     logits = cosine + target * (with_margin - cos_target).unsqueeze(1)
     return F.cross_entropy(logits * scale, labels)
+
+
+def supcon_loss(anchors: torch.Tensor, contrasts: torch.Tensor, anchor_labels: torch.Tensor,
+                contrast_labels: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020) of anchors against contrasts, as CLIP-ReID's
+    prompt stage uses it both ways (image-to-text and text-to-image).
+
+    Logits are `scale` times the cosines of the L2-normalised rows; each anchor's loss is the mean
+    over the contrasts of its label of -log softmax over all contrasts; the result is the mean over
+    anchors that have at least one contrast of their label (0 when none has).
+    """
+    logits = scale * F.normalize(anchors.float(), dim=1) @ F.normalize(contrasts.float(), dim=1).T
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positive = (anchor_labels.unsqueeze(1) == contrast_labels.unsqueeze(0)).float()
+    count = positive.sum(dim=1)
+    per_anchor = -(positive * log_prob).sum(dim=1) / count.clamp(min=1)
+    has = (count > 0).float()
+    return (per_anchor * has).sum() / has.sum().clamp(min=1)

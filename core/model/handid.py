@@ -34,6 +34,7 @@ class HandIDModel(nn.Module):
         if prompts is not None and len(prompts) != num_classes:
             raise ValueError(f"{len(prompts)} prompts for {num_classes} classes; give one prompt per class")
         self.clip = clip
+        self.tokenizer = tokenizer  # for prompts learned later (core.training.prompt_phase)
         self.preprocess = Preprocess.of(clip)
         for name, param in clip.named_parameters():
             if not name.startswith("visual."):

@@ -28,6 +28,7 @@ from core.runs import Result, RunDir
 from core.training.lifecycle import CancelFlag, mark_progress
 from core.training.model import build_model, checkpoint_meta, class_aspects, memory_format
 from core.training.optim import build_optimizer
+from core.training.prompt_phase import learn_prompts
 from core.training.schedule import lr_factor
 from core.training.state import restore, training_state
 from core.training.step import TrainStep
@@ -168,8 +169,11 @@ class Trainer:
 
     # training
     def fit(self) -> None:
-        """Evaluate at epoch 0, train the remaining epochs (evaluating every eval.every), finish."""
+        """Learn the identity prompts (prompts.epochs), evaluate at epoch 0, train the remaining epochs
+        (evaluating every eval.every), finish."""
         cfg = self.cfg
+        if self.epoch_done == 0 and cfg.prompts.epochs:  # after a checkpoint, its prompts are loaded
+            learn_prompts(self.model, self.train, cfg, self.run, self.cancel.check)
         if self.epoch_done == 0 and self.run.read_eval().epoch0 is None:
             self.evaluate(0)
         for epoch in range(self.epoch_done + 1, cfg.train.epochs + 1):

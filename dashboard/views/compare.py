@@ -13,7 +13,7 @@ from core.config import flatten, to_dict
 from core.losses import registry as losses
 from core.metrics import RETRIEVAL
 from core.runs import RunDir
-from dashboard import analysis
+from dashboard import analysis, published
 from dashboard.common import (
     DAMAGED,
     checkpoints_root,
@@ -116,6 +116,7 @@ def show_metrics(runs: list[RunDir]) -> None:
         deltas = None if run == runs[0] else {k: _delta(values[k], baseline.get(k)) for k in shown}
         metric_cards(shown, deltas, columns=3)
     st.dataframe(metrics_table(runs, names).round(4), key="cmp_metrics", placeholder="–")
+    published.show((run, names.get(run.run_id, run.run_id)) for run in runs)
 
 
 def _delta(value: float | None, base: float | None) -> float | None:

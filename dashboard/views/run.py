@@ -30,6 +30,7 @@ from dashboard.common import (
     run_config,
     show_error,
 )
+from dashboard import published
 from dashboard.views import PageSpec
 from dashboard.widgets import metric_cards
 from jobs import api as jobs
@@ -83,8 +84,8 @@ def curves(run: RunDir) -> None:
         with right:
             line_chart(train, "step", {"lr": "learning rate"}, "Learning rate", "lr")
     if not prompt.empty:
-        columns = {c: c for c in prompt.columns if c not in ("kind", "epoch", "step") and prompt[c].notna().any()}
-        line_chart(prompt, "step" if "step" in prompt else "epoch", columns, "Prompt learning", "loss")
+        line_chart(prompt, "prompt_epoch", {"i2t": "image-to-text", "t2i": "text-to-image"},
+                   "Prompt learning (both encoders frozen)", "loss")
     if not evals.empty:
         split = evals["split"] if "split" in evals.columns else pd.Series("test", index=evals.index)
         test, val = evals[split == "test"].copy(), evals[split == "val"].copy()
@@ -216,6 +217,7 @@ def render() -> None:
             live_fragment(run)
         else:
             live(run)
+        published.show([(run, "")])
         st.subheader("Evaluate on another protocol")
         evaluate_form(run)
         cross_results(run)

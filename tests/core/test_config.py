@@ -48,10 +48,57 @@ def test_a_variant_changes_only_what_its_name_says():
 def test_stage2_presets_combine_their_losses():
     cfg = load_config(CONFIGS / "stage2_ce_triplet_center_arcface.yaml")
     weights = {name: getattr(cfg.loss, name).weight for name in ("ce", "triplet", "center", "arcface", "i2t")}
-    assert weights == {"ce": 1.0, "triplet": 1.0, "center": 5e-4, "arcface": 1.0, "i2t": 0.0}
+    assert weights == {"ce": 1.0, "triplet": 1.0, "center": 5e-4, "arcface": 0.1, "i2t": 0.0}
     pk = load_config(CONFIGS / "stage2_pk.yaml").sampler
     assert (pk.kind, pk.p, pk.k) == ("pk", 16, 4)
     assert load_config(CONFIGS / "stage2_hard_mining.yaml").loss.triplet.mining == "batch_hard"
+
+
+STAGE2 = [p for p in PRESETS if p.stem.startswith("stage2_")]
+
+
+def _stage2_configs():
+    """(where, Config) of every Stage 2 preset, every chain stage after the first and every sweep
+    combination whose base preset is a Stage 2 one."""
+    from jobs.sweeps import expand, load_chain_preset, load_sweep_preset
+
+    out = [(p.stem, load_config(p)) for p in STAGE2]
+    for chain in sorted((CONFIGS / "chains").glob("*.yaml")):
+        for i, (config, overrides) in enumerate(load_chain_preset(chain).stages[1:], 2):
+            out.append((f"{chain.stem} stage {i}", load_config(config, overrides)))
+    for sweep in sorted((CONFIGS / "sweeps").glob("*.yaml")):
+        preset = load_sweep_preset(sweep)
+        if Path(preset.config).stem.startswith("stage2_"):
+            out += [(f"{sweep.stem} {combo}", load_config(preset.config, {**preset.overrides, **combo}))
+                    for combo in expand(preset.grid)]
+    return out
+
+
+def test_every_stage2_preset_chain_and_sweep_samples_pk_batches():
+    found = _stage2_configs()
+    assert len(found) >= len(STAGE2) + 3 + 8  # the presets, three chains' Stage 2, the losses sweep
+    random = [where for where, cfg in found if cfg.sampler.kind != "pk"]
+    assert random == []
+    real = [(where, cfg.sampler.p * cfg.sampler.k) for where, cfg in found if cfg.data.dataset != "synthetic"]
+    assert {size for _, size in real} == {64}
+
+
+def test_stage2_base_follows_clip_reid_where_the_recipe_is_silent():
+    cfg = load_config(CONFIGS / "stage2_base.yaml")
+    assert (cfg.sampler.p, cfg.sampler.k, cfg.loss.ce.label_smoothing, cfg.optim.warmup_epochs) == (16, 4, 0.1, 10)
+    assert "CLIP-ReID" in (CONFIGS / "stage2_base.yaml").read_text()
+
+
+def test_prompt_presets_learn_prompts_that_a_loss_reads():
+    from core.training.prompt_phase import check_prompts
+    from jobs.sweeps import load_chain_preset
+
+    for name in ("stage1_prompts", "stage2_i2t"):
+        cfg = load_config(CONFIGS / f"{name}.yaml")
+        assert (cfg.prompts.epochs, cfg.prompts.tokens, cfg.loss.i2t.weight) == (120, 4, 1.0)
+        check_prompts(cfg)
+    chain = load_chain_preset(CONFIGS / "chains" / "prompts_stage1_stage2.yaml")
+    assert [Path(c).name for c, _ in chain.stages] == ["stage1_prompts.yaml", "stage2_i2t.yaml"]
 
 
 def test_demo_is_cpu_sized_synthetic_data():

@@ -9,8 +9,8 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from core.metrics import (feature_statistics, mean_std, ranked_gallery, retrieval_metrics, retrieval_metrics_from_scores,
-                          verification_metrics)
+from core.metrics import (feature_statistics, mean_pairwise_distance, mean_std, ranked_gallery, retrieval_metrics,
+                          retrieval_metrics_from_scores, verification_metrics)
 
 QUERY = np.array([[1.0, 0.0]])
 
@@ -323,3 +323,18 @@ def test_mean_std_uses_population_std_and_skips_arrays():
     assert mean_std(runs) == pytest.approx(
         {"rank1": 0.75, "rank1_std": 0.25, "mAP": 0.3, "mAP_std": 0.1, "skipped_queries": 1.0, "skipped_queries_std": 1.0}
     )
+
+
+def test_mean_pairwise_distance_by_hand():
+    # unit rows e1, e2, -e1 (the first given at length 3): distances sqrt 2, 2, sqrt 2
+    rows = [[3.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]
+    assert mean_pairwise_distance(rows) == pytest.approx((2 * math.sqrt(2) + 2) / 3)
+    assert mean_pairwise_distance([[1.0, 2.0], [2.0, 4.0], [0.5, 1.0]]) == pytest.approx(0.0, abs=1e-7)
+    assert math.isnan(mean_pairwise_distance([[1.0, 0.0]]))
+
+
+def test_mean_pairwise_distance_subsample_is_seeded_and_close():
+    rows = np.random.default_rng(0).normal(size=(300, 8))
+    full = mean_pairwise_distance(rows)
+    part = mean_pairwise_distance(rows, max_points=200, seed=1)
+    assert part == mean_pairwise_distance(rows, max_points=200, seed=1) and part == pytest.approx(full, rel=0.03)

@@ -31,7 +31,7 @@ from core.training.trainer import Trainer
 from .conftest import DEMO, REPO
 
 METRIC_KEYS = {"rank1", "rank5", "rank10", "rank20", "mAP", "mAP_trapezoid", "mINP"}
-STAT_KEYS = {"intra", "inter", "ratio", "silhouette"}
+STAT_KEYS = {"intra", "inter", "ratio", "silhouette", "spread_pre_bn"}
 EMBEDDING_KEYS = {f"{side}_{key}" for side in ("query", "gallery")
                   for key in ("features", "labels", "paths", "identities", "aspects")}
 

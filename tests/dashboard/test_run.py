@@ -93,3 +93,34 @@ def test_a_queued_run_shows_its_state_without_metrics(empty_checkpoints, open_pa
     assert not at.exception
     assert "**queued**" in at.markdown[0].value
     assert [i.value for i in at.info] == ["No metrics yet.", "No final evaluation yet."]
+
+
+def test_a_run_on_a_real_protocol_sits_beside_the_published_results_and_shows_its_prompt_phase(
+        own_checkpoints, open_page):
+    """A finished run relabelled as trained and evaluated on 11k dorsal right, with a prompt phase."""
+    import shutil
+
+    real = own_checkpoints / "real"
+    shutil.copytree(own_checkpoints / "done", real)
+    run = RunDir.at(real)
+    config = yaml.safe_load(run.config_path.read_text())
+    config["data"].update(dataset="11k", root="data/11k")
+    run.config_path.write_text(yaml.safe_dump(config))
+    run.update_eval(lambda record: setattr(record, "dataset", "11k"))
+    lines = run.metrics_path.read_text()
+    prompt = "".join(json.dumps({"kind": "prompt", "epoch": 0, "prompt_epoch": e, "loss": 6 - e, "i2t": 3 - e / 2,
+                                 "t2i": 3 - e / 2, "lr": 1e-3}) + "\n" for e in (1, 2, 3))
+    run.metrics_path.write_text(prompt + lines)
+    at = open_page("run", run="real")
+    assert not at.exception
+    titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+    assert "Prompt learning (both encoders frozen)" in titles
+    table = next(frame.value for frame in at.dataframe if "method" in frame.value.columns)
+    record = run.read_eval()
+    assert table["method"].tolist()[:3] == ["ABD-Net", "GPA-Net", "MBA-Net"]
+    assert table["mAP (papers' convention)"].tolist()[:3] == [96.76, 95.72, 97.98]
+    final = table[table["method"] == f"final (epoch {record.final.epoch})"]
+    assert final["mAP (papers' convention)"].item() == pytest.approx(100 * record.final.test["mAP_trapezoid"], abs=0.01)
+    assert any("papers' convention" in c.value and "mINP" in c.value for c in at.caption)
+    plain = open_page("run", run="done")
+    assert not any("method" in frame.value.columns for frame in plain.dataframe)  # synthetic: nothing published

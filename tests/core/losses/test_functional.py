@@ -11,7 +11,7 @@ from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.losses import ArcFaceLoss, TripletMarginLoss
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 
-from core.losses.functional import MININGS, arcface_loss, lp_distances, triplet_loss
+from core.losses.functional import MININGS, arcface_loss, lp_distances, supcon_loss, triplet_loss
 from tests.sync_counter import count_host_syncs, cuda_syncs_raise
 
 SIZES = (2, 8, 24, 32, 64)  # cdist takes its exact path up to 25 rows, its matmul path above
@@ -177,3 +177,16 @@ def test_losses_make_no_cuda_sync_and_equal_the_cpu_values():
             fn().backward()
     expected = [triplet_loss(cpu[0], cpu[1], 0.3, m) for m in MININGS] + [arcface_loss(*cpu, 28.6, 64.0)]
     torch.testing.assert_close([v.detach().cpu() for v in values], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_supcon_by_hand():
+    anchors = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    contrasts = torch.tensor([[1.0, 0.0], [0.0, 3.0], [1.0, 0.0]])
+    # anchor 0 (label 0): logits [1, 0, 1], positives 0 and 2; anchor 1 (label 1): [0, 1, 0], positive 1;
+    # anchor 2 (label 5) has no positive and does not count.
+    expected = (math.log(2 * math.e + 1) - 1 + math.log(math.e + 2) - 1) / 2
+    loss = supcon_loss(anchors, contrasts, torch.tensor([0, 1, 5]), torch.tensor([0, 1, 0]), 1.0)
+    assert loss.item() == pytest.approx(expected)
+    scaled = supcon_loss(anchors[:2], contrasts, torch.tensor([0, 1]), torch.tensor([0, 1, 0]), 10.0)
+    assert scaled.item() == pytest.approx((math.log(2 * math.exp(10) + 1) - 10 + math.log(math.exp(10) + 2) - 10) / 2)
+    assert supcon_loss(anchors, contrasts, torch.tensor([7, 8, 9]), torch.tensor([0, 1, 0]), 1.0).item() == 0

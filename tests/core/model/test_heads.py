@@ -25,3 +25,15 @@ def test_prompt_classifier_is_scaled_cosine():
     torch.testing.assert_close(logits, 10 * torch.tensor([[1.0, 0.0, r], [r, r, 1.0]]))
     assert not list(head.parameters())
     assert set(head.state_dict()) == {"text", "scale"}
+
+
+def test_prompt_classifier_scores_in_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    text, image = torch.randn(30, 16), torch.randn(8, 16)
+    head = PromptClassifier(text, logit_scale=100.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = head(image.to(torch.bfloat16))
+    assert logits.dtype == torch.float32
+    expected = 100 * torch.nn.functional.normalize(image.to(torch.bfloat16).float(), dim=1) @ \
+        torch.nn.functional.normalize(text, dim=1).T
+    torch.testing.assert_close(logits, expected)
