@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config, flatten, load_config, parse_override, to_dict
-from core.losses import registry as losses
 from core.runs import ACTIVE_STATES, FINAL_STATES, RecordError, RunDir, RunMeta, Status, list_run_dirs, now
-from jobs import process, state, sweeps
+from jobs import process, state, summaries, sweeps
 from jobs.queue import Job, JobError, Queue, check_run_id, new_id, new_ids
 from jobs.scheduler import ensure_scheduler
 
@@ -375,16 +374,20 @@ def _results(info: RunInfo, run: RunDir) -> None:
     if info.kind == "evaluate":
         info.final = {k: v for k, v in (state.read_result(run).get("test") or {}).items()}
         return
-    config = run.read_config()
+    config = summaries.config_summary(run)
     if config is not None:
-        info.backbone = config.model.backbone
-        info.losses = "+".join(losses.active(config.loss))
+        info.backbone, info.losses = config.backbone, config.losses
         info.name = info.name or config.name or run.run_id
-    record = run.read_eval()
-    if record.final is not None:
-        info.final = dict(record.final.test)
-    if record.selected is not None:
-        info.selected, info.selected_epoch = dict(record.selected.test), record.selected.epoch
+    record = summaries.eval_summary(run)
+    info.final, info.selected = dict(record.final), dict(record.selected)
+    info.selected_epoch = record.selected_epoch
+
+
+def run_settings(info: RunInfo) -> dict[str, Any]:
+    """A training run's config as {dotted key: value} ({} without one), read once per file version;
+    shared between callers: read it, never change it."""
+    config = summaries.config_summary(RunDir.at(info.path)) if info.kind == "train" else None
+    return config.settings if config else {}
 
 
 def _eta(info: RunInfo, status: Status) -> float | None:

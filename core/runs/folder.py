@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from core.config import Config
 
 CHECKPOINTS = ("best", "last")
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, ten times faster, when installed
 TMP_SUFFIX = ".tmp"
 
 
@@ -118,7 +119,7 @@ class RunDir:
         from core.errors import ConfigError
 
         try:
-            data = yaml.safe_load(self.config_path.read_text())
+            data = yaml.load(self.config_path.read_text(), Loader=SAFE_LOADER)
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
