@@ -23,7 +23,7 @@ TRAINING_TIMEOUT_MS = 240_000
 # New run is the default page: Streamlit serves it at the root URL, whatever its url_path.
 PAGES = [
     ("new_run", "", "New run", {}, "button:has-text('Start training')", False),
-    ("runs", "runs", "Runs", {}, "text=Runs to compare", False),
+    ("runs", "runs", "Runs", {}, "text=Selected runs", False),
     ("run", "run", "Run", {"run": "done"}, PLOT, False),
     ("run_failed", "run", "Run", {"run": "broken"}, "text=Log tail", True),
     ("embeddings", "embeddings", "Embeddings", {"run": "done"}, PLOT, False),
