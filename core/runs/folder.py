@@ -4,7 +4,8 @@ checkpoints/<run_id>/
   config.yaml         the full resolved config
   status.json         core.runs.records.Status
   heartbeat           touched by the trainer while it lives (mtime = last sign of life)
-  metrics.jsonl       one JSON object per line: train steps and evaluations (`split` val | test)
+  metrics.jsonl       one JSON object per line: train steps, evaluations (`split` val | test) and
+                      resumes (`kind` resume: training continued after `epoch`), each with its `time`
   eval.json           core.runs.records.EvalRecord
   meta.json           core.runs.meta.RunMeta: the researcher's tags and note
   last.safetensors    the weights after the last completed epoch, with their optimizer state
@@ -176,8 +177,9 @@ class RunDir:
 
     # metrics
     def append_metrics(self, record: dict[str, Any]) -> None:
+        """One line of metrics.jsonl, stamped with the wall time (seconds since the epoch) unless it has one."""
         with self.metrics_path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(json.dumps({**record, "time": record.get("time", now())}) + "\n")
             fh.flush()
 
     def read_metrics(self) -> list[dict[str, Any]]:
