@@ -3,6 +3,8 @@ tags and notes over constructed run folders (bench.runs_page.make_runs, no train
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -211,3 +213,17 @@ def test_queued_runs_selected_are_cancelled_then_resumed(empty_checkpoints, open
     assert at.dataframe[0].value.set_index("run_id").loc[run_id, "state"] == "cancelled"
     at.button(key="runs_resume").click().run()
     assert at.dataframe[0].value.set_index("run_id").loc[run_id, "state"] == "queued"
+
+
+def test_a_running_run_shows_the_time_left_on_the_runs_and_run_pages(writable, open_page, monkeypatch):
+    monkeypatch.setattr("jobs.state._settle_running", lambda run, job, status, child: status)  # no process checks
+    run = RunDir(writable / "run-0002")
+    run.update_status(state="running", epoch=5.0, epochs=10, start_epoch=0.0, started=time.time() - 10_000,
+                      ended=None)
+    at = open_page("runs")
+    assert not at.exception
+    eta = at.dataframe[0].value.set_index("run_id").loc["run-0002", "eta"]
+    assert re.fullmatch(r"2h [45]\dm", eta)  # half done in 10,000 s: as long again (loose: the render takes time)
+    at = open_page("run", run="run-0002")
+    assert not at.exception
+    assert re.search(r"about 2h [45]\dm left", at.markdown[0].value)
