@@ -11,6 +11,7 @@ both registries are looked up when a config is built, not when this module is im
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from collections.abc import Callable
@@ -226,8 +227,14 @@ class Key:
     aliases: dict[bool, Any] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=256)
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A section class's resolved annotations (resolving them dominated reading hundreds of configs)."""
+    return typing.get_type_hints(cls)
+
+
 def _section_fields(section: Any) -> list[tuple[dataclasses.Field, Any]]:
-    hints = typing.get_type_hints(type(section))
+    hints = _type_hints(type(section))
     return [(f, hints[f.name]) for f in dataclasses.fields(section)]
 
 

@@ -18,6 +18,7 @@ import streamlit as st
 from core.config import Config, eval_target, train_target
 from core.errors import DataError, HandIDError
 from core.runs import ACTIVE_STATES, EvalRecord, RunDir
+from core.runs.cache import file_version
 from jobs import api as jobs
 from jobs.queue import resolve_root
 
@@ -112,15 +113,6 @@ def page_link(url_path: str, label: str, query: dict[str, str] | None = None, ic
 def presets() -> list[str]:
     """Names of the YAML presets in configs/, sorted."""
     return sorted(p.name for p in CONFIGS.glob("*.yaml"))
-
-
-def file_version(path: Path) -> tuple[int, int]:
-    """(mtime in ns, size) of a file, (0, 0) when missing: the cache key of anything read from it."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return 0, 0
-    return stat.st_mtime_ns, stat.st_size
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -1,4 +1,4 @@
-"""`python -m jobs`: submit, sweep, chain, study, list, show, logs, cancel, resume (and the scheduler loop)."""
+"""`python -m jobs`: submit, sweep, chain, study, list, show, logs, cancel, resume, tag, note (and the scheduler loop)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", help="every run of this sweep id")
     add("resume", "re-queue a failed, cancelled or stopped run").add_argument("run_id")
 
+    p = add("tag", "add or remove a run's tags (kept in its folder, meta.json)")
+    p.add_argument("run_id")
+    p.add_argument("--add", action="append", default=[], metavar="TAG")
+    p.add_argument("--remove", action="append", default=[], metavar="TAG")
+    p = add("note", "set a run's free-text note (an empty text clears it)")
+    p.add_argument("run_id")
+    p.add_argument("text")
+
     add("scheduler", "(internal) run the scheduler loop in the foreground")
     return parser
 
@@ -91,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         saved = RunDir.at(api.get_run(args.run_id, root).path).last_path.exists()
         print(f"{args.run_id}: queued again; " + ("it continues after its last checkpoint" if saved else
                                                   "it starts from epoch 1 (no checkpoint was saved)"))
+    elif args.command == "tag":
+        print(", ".join(api.annotate(args.run_id, args.add, args.remove, root=root).tags) or "(no tags)")
+    elif args.command == "note":
+        api.annotate(args.run_id, note=args.text, root=root)
+        print(f"{args.run_id}: note saved")
     elif args.command == "scheduler":
         return scheduler.main(root)
     if args.command in ("show", "logs", "cancel", "resume"):  # list, submit and sweep start one already

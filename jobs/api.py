@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config, flatten, load_config, parse_override, to_dict
-from core.losses import registry as losses
-from core.runs import ACTIVE_STATES, FINAL_STATES, RecordError, RunDir, Status, list_run_dirs, now
-from jobs import process, state, sweeps
+from core.runs import ACTIVE_STATES, FINAL_STATES, RecordError, RunDir, RunMeta, Status, list_run_dirs, now
+from jobs import process, state, summaries, sweeps
 from jobs.queue import Job, JobError, Queue, check_run_id, new_id, new_ids
 from jobs.scheduler import ensure_scheduler
 
@@ -61,6 +60,8 @@ class RunInfo:
     slot: str | None = None
     pid: int | None = None
     backend: str = "local"
+    tags: list[str] = field(default_factory=list)  # meta.json: the researcher's labels and note
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -286,6 +287,12 @@ def runs_of(infos: list[RunInfo], sweep_id: str | None = None, study_id: str | N
 
 # controlling
 
+def annotate(run_id: str, add: list[str] = (), remove: list[str] = (), note: str | None = None,
+             root: str | Path | None = None) -> RunMeta:
+    """Add or remove a run's tags, or replace its note (meta.json; its status is left alone)."""
+    return RunDir.at(get_run(run_id, root).path).update_meta(add, remove, note)
+
+
 def cancel(run_id: str, root: str | Path | None = None) -> str:
     """Cancel a queued run at once; ask a running one to stop (SIGTERM, SIGKILL after a grace period).
     Returns the state it is left in (`cancelled`, or `running` while it stops)."""
@@ -354,7 +361,18 @@ def _info(run: RunDir, status: Status | None, job: Job | None) -> RunInfo:
         info.state, info.error = "damaged", str(exc)
         return info
     info.eta_seconds = _eta(info, status)
+    _meta(info, run)
     return info
+
+
+def _meta(info: RunInfo, run: RunDir) -> None:
+    """Tags and note; a damaged meta.json is reported without hiding the run's state."""
+    try:
+        meta = run.read_meta()
+    except RecordError as exc:
+        info.error = info.error or str(exc)
+        return
+    info.tags, info.note = meta.tags, meta.note
 
 
 def _from_status(info: RunInfo, status: Status) -> None:
@@ -372,16 +390,20 @@ def _results(info: RunInfo, run: RunDir) -> None:
     if info.kind == "evaluate":
         info.final = {k: v for k, v in (state.read_result(run).get("test") or {}).items()}
         return
-    config = run.read_config()
+    config = summaries.config_summary(run)
     if config is not None:
-        info.backbone = config.model.backbone
-        info.losses = "+".join(losses.active(config.loss))
+        info.backbone, info.losses = config.backbone, config.losses
         info.name = info.name or config.name or run.run_id
-    record = run.read_eval()
-    if record.final is not None:
-        info.final = dict(record.final.test)
-    if record.selected is not None:
-        info.selected, info.selected_epoch = dict(record.selected.test), record.selected.epoch
+    record = summaries.eval_summary(run)
+    info.final, info.selected = dict(record.final), dict(record.selected)
+    info.selected_epoch = record.selected_epoch
+
+
+def run_settings(info: RunInfo) -> dict[str, Any]:
+    """A training run's config as {dotted key: value} ({} without one), read once per file version;
+    shared between callers: read it, never change it."""
+    config = summaries.config_summary(RunDir.at(info.path)) if info.kind == "train" else None
+    return config.settings if config else {}
 
 
 def _eta(info: RunInfo, status: Status) -> float | None:

@@ -1,7 +1,7 @@
 """Per-step learning-rate schedule: linear warm-up, then cosine, step or constant decay.
 
 The factor depends only on the global step, so a resumed run continues the same curve.
-Each optimizer group keeps its own `base_lr`; the training step sets `lr = base_lr * factor`
+Each optimizer group keeps its own `base_lr`; `apply` (or the compiled step, core.training.step) sets `lr = base_lr * factor`
 (core.training.step).
 """
 
@@ -26,3 +26,10 @@ def lr_factor(step: int, steps_per_epoch: int, epochs: int, cfg: OptimConfig) ->
         return cfg.gamma ** ((step // steps_per_epoch) // cfg.step_size)
     return 1.0
 
+
+
+def apply(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    """Set every group's lr to its base_lr times the factor (an eager loop's float rates, as the
+    prompt phase's)."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor

@@ -159,11 +159,13 @@ class Trainer:
             dropped = self.run.truncate_metrics(0 if self.run.read_eval().epoch0 is not None else -1)
             log.warning("--resume: %s has no last checkpoint; starting from epoch 1 (%d metric records of the "
                         "interrupted attempt dropped)", self.run.path, dropped)
+            self.run.append_metrics({"kind": "resume", "epoch": 0})  # curves mark where training picked up
             return
         self.model.load_state_dict(load_model_state(last))
         self.epoch_done = self.saved_epoch = restore(state, self._optimizers(), {"loss": self.loss}, str(last))
         finished = self.epoch_done if self.epoch_done >= self.cfg.train.epochs else None  # fit() evaluates it again
         dropped = self.run.truncate_metrics(self.epoch_done, evaluated_again=finished)
+        self.run.append_metrics({"kind": "resume", "epoch": self.epoch_done})
         log.info("resumed from %s after epoch %d (%d metric records of later epochs dropped)", last,
                  self.epoch_done, dropped)
 

@@ -205,6 +205,7 @@ def show_disagreements(runs: list[RunDir]) -> None:
         return
     run_a, run_b = (RunDir(checkpoints_root() / r) for r in (a, b))
     diff = disagreements(analysis.embeddings(run_a), analysis.embeddings(run_b))
+    a, b = names.get(a, a), names.get(b, b)  # shown by the user's run names from here on
     a_only = int(diff["a_correct"].sum())
     st.caption(f"Queries present in both runs' evaluations: {a} alone gets {a_only} right at rank 1, "
                f"{b} alone gets {len(diff) - a_only} right.")

@@ -8,13 +8,11 @@ read from the run folder (cached by file versions); nothing here trains or evalu
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 import yaml
 
 from core.config import to_dict
 from core.data.layouts import dataset_names, protocol_names
-from core.losses import registry as losses
 from core.metrics import CONVENTIONS, RETRIEVAL, VALIDATION
 from core.runs import EvalRecord, Metrics, RunDir
 from dashboard.common import (
@@ -30,7 +28,7 @@ from dashboard.common import (
     run_config,
     show_error,
 )
-from dashboard import published
+from dashboard import published, run_curves
 from dashboard.views import PageSpec
 from dashboard.widgets import metric_cards
 from jobs import api as jobs
@@ -47,59 +45,16 @@ def status_line(run: RunDir) -> None:
         return
     epoch = f"epoch {status.epoch:g}/{status.epochs}" if status.epochs else ""
     took = duration(status.ended - status.started) if status.started and status.ended else ""
-    st.markdown(f"**{status.state}** {epoch} {'· took ' + took if took else ''}")
+    eta = jobs.get_run(run.run_id, checkpoints_root()).eta_seconds if status.state == "running" else None
+    left = f"· about {duration(eta)} left" if eta is not None else ""
+    st.markdown(f"**{status.state}** {epoch} {'· took ' + took if took else ''} {left}")
     if status.error:
         st.error(plain(status.error))
 
 
-def line_chart(frame: pd.DataFrame, x: str, columns: dict[str, str], title: str, y_title: str,
-               log_y: bool = False) -> None:
-    """One plotly line per column ({column: legend name}, long format), skipping columns the frame lacks."""
-    present = {c: name for c, name in columns.items() if c in frame.columns and frame[c].notna().any()}
-    if not present:
-        return
-    long = frame[[x, *present]].rename(columns=present).melt(id_vars=x, var_name="series", value_name="value")
-    figure = px.line(long.dropna(), x=x, y="value", color="series", title=title, labels={"value": y_title},
-                     markers=len(frame) < 30, log_y=log_y)
-    figure.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
-    st.plotly_chart(figure, key=f"chart_{title}")
-
-
 def curves(run: RunDir) -> None:
-    """Training curves (loss components, lr, images/s), the prompt phase, and per-evaluation curves."""
-    metrics = metrics_frame(run)
-    if metrics.empty or "kind" not in metrics.columns:
-        st.info("No metrics yet.")
-        return
-    train = metrics[metrics["kind"] == "train"]
-    prompt = metrics[metrics["kind"] == "prompt"]
-    evals = metrics[metrics["kind"] == "eval"]
-    left, right = st.columns(2)
-    parts = {"loss": "loss", **{name: entry.label for name, entry in losses.entries().items()}}
-    if not train.empty:
-        with left:
-            # unweighted components differ by orders of magnitude (center ~100, CE ~1): a log axis shows each
-            line_chart(train, "step", parts, "Losses", "loss (log scale)", log_y=True)
-            line_chart(train, "step", {"images_per_s": "images/s"}, "Throughput", "images/s")
-        with right:
-            line_chart(train, "step", {"lr": "learning rate"}, "Learning rate", "lr")
-    if not prompt.empty:
-        line_chart(prompt, "prompt_epoch", {"i2t": "image-to-text", "t2i": "text-to-image"},
-                   "Prompt learning (both encoders frozen)", "loss")
-    if not evals.empty:
-        split = evals["split"] if "split" in evals.columns else pd.Series("test", index=evals.index)
-        test, val = evals[split == "test"].copy(), evals[split == "val"].copy()
-        for frame in (test, val):
-            for key in RETRIEVAL:
-                if key in frame.columns:
-                    frame[key] = frame[key] * 100
-        with left:
-            line_chart(test, "epoch", {k: RETRIEVAL[k] for k in ("rank1", "mAP", "mAP_trapezoid")},
-                       "Test retrieval per evaluation", "%")
-            line_chart(val, "epoch", {k: VALIDATION[k] for k in ("rank1", "mAP")}, "Validation (model selection)", "%")
-        with right:
-            line_chart(test, "epoch", {"ratio": "intra / inter", "spread_pre_bn": "pre-BN spread"},
-                       "Feature statistics (test)", "value")
+    """Training curves (loss parts, lr, images/s), the prompt phase, and per-evaluation curves."""
+    run_curves.show(metrics_frame(run), run_config(run))
 
 
 def mean_std(values: Metrics, key: str) -> str:

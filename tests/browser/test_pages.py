@@ -24,7 +24,7 @@ TRAINING_TIMEOUT_MS = 240_000
 PAGES = [
     ("new_run", "", "New run", {}, "button:has-text('Start training')", False),
     ("new_run_url", "new_run", "New run", {}, "button:has-text('Start training')", False),  # its own URL too
-    ("runs", "runs", "Runs", {}, "text=Runs to compare", False),
+    ("runs", "runs", "Runs", {}, "text=Selected runs", False),
     ("run", "run", "Run", {"run": "done"}, PLOT, False),
     ("run_failed", "run", "Run", {"run": "broken"}, "text=Log tail", True),
     ("embeddings", "embeddings", "Embeddings", {"run": "done"}, PLOT, False),

@@ -48,7 +48,7 @@ def test_two_runs_side_by_side(own_checkpoints, open_page):
     if expected.empty:
         assert any("same queries right" in s.value for s in at.success)
     else:
-        assert len(table_with(at, "done right")) == len(expected)
+        assert len(table_with(at, f"{DONE} right")) == len(expected)  # columns named by the runs
     assert "No sweeps yet" in at.info[-1].value
 
 

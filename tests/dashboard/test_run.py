@@ -26,7 +26,8 @@ def test_finished_run_shows_curves_metrics_config_and_log(checkpoints, open_page
                for chart in at.get("plotly_chart")}
     assert set(figures) == {"Losses", "Learning rate", "Throughput", "Test retrieval per evaluation",
                             "Validation (model selection)", "Feature statistics (test)"}
-    assert {trace["name"] for trace in figures["Losses"]["data"]} == {"loss", "Cross-entropy", "Triplet"}
+    assert {trace["name"] for trace in figures["Losses"]["data"]} == {"total (weighted sum)", "Cross-entropy × 1",
+                                                                  "Triplet × 1"}
     assert {trace["name"] for trace in figures["Test retrieval per evaluation"]["data"]} == {
         "rank-1", "mAP", "mAP (papers' convention)"}
     epochs = figures["Test retrieval per evaluation"]["data"][0]["x"]  # plotly's binary array encoding

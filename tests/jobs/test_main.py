@@ -63,3 +63,19 @@ def test_a_closed_pipe_is_not_an_error(root):
     done = subprocess.run(f"{sys.executable} -m jobs list | head -1", shell=True, capture_output=True, text=True,
                           env=child_env(), timeout=120)
     assert done.stdout.startswith("id ") and done.stderr == ""
+
+
+def test_tag_and_note_set_the_run_folders_meta(root, capsys):
+    run_id = api.submit(DEMO, name="alpha", start_scheduler=False)
+    assert main(["tag", run_id, "--add", "baseline", "--add", "lr"]) == 0
+    assert capsys.readouterr().out.strip() == "baseline, lr"
+    assert main(["tag", run_id, "--remove", "baseline"]) == 0
+    assert capsys.readouterr().out.strip() == "lr"
+    assert main(["note", run_id, "the CE-only reference"]) == 0
+    assert capsys.readouterr().out.strip() == f"{run_id}: note saved"
+    info = api.get_run(run_id)
+    assert (info.tags, info.note, info.state) == (["lr"], "the CE-only reference", "queued")
+    assert main(["list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["tags"] == ["lr"]
+    done = _cli("tag", run_id, "--add", "a,b")
+    assert done.returncode == 2 and done.stderr.startswith("error: tag 'a,b' is not valid")
