@@ -1,8 +1,8 @@
 """Per-step learning-rate schedule: linear warm-up, then cosine, step or constant decay.
 
 The factor depends only on the global step, so a resumed run continues the same curve.
-Each optimizer group keeps its own `base_lr`; `apply` (or the compiled step, core.training.step) sets `lr = base_lr * factor`
-(core.training.step).
+Each optimizer group keeps its own `base_lr`; `apply`, or the training step
+(core.training.step), sets `lr = base_lr * factor`.
 """
 
 from __future__ import annotations
