@@ -125,7 +125,7 @@ def test_a_new_loss_is_one_new_file(loss_plugged_in, tiny_overrides, tmp_path, m
     assert not page.exception
     losses = next(json.loads(c.proto.spec) for c in page.get("plotly_chart")
                   if json.loads(c.proto.spec)["layout"]["title"]["text"] == "Losses")
-    assert "Feature norm" in {trace["name"] for trace in losses["data"]}
+    assert "Feature norm × 0.5" in {trace["name"] for trace in losses["data"]}  # its label, with its weight
 
 
 def test_a_new_layout_is_one_new_file(layout_plugged_in, tmp_path, capsys):
