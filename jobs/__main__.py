@@ -112,7 +112,7 @@ def _sweep(args: argparse.Namespace) -> list[str]:
     if options is not None and options.search:
         if args.grid or args.preset:
             raise ConfigError("--search samples the values itself; give --space, not --grid or --preset")
-        return tune.search(args.config, options, args.set, name=args.name, root=args.root)
+        return tune.search(args.config, options, args.set, name=args.name, root=args.root, backend=args.backend)
     if args.preset:
         if args.config or args.grid:
             raise ConfigError("give either --preset or --config with --grid, not both")

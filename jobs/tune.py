@@ -110,9 +110,9 @@ def options_of(args: argparse.Namespace) -> TuneOptions | None:
 
 
 def search(config: str | None, options: TuneOptions, overrides: dict[str, Any] | None = None, name: str = "",
-           root: str | Path | None = None, start_scheduler: bool = True) -> list[str]:
-    """Queue the `options.trials` runs of a search (on the ray backend); their ids. The space is
-    checked up front: each key with its lowest and its highest value."""
+           root: str | Path | None = None, start_scheduler: bool = True, backend: str | None = "ray") -> list[str]:
+    """Queue the `options.trials` runs of a search (on the ray backend, the only one that searches);
+    their ids. The space is checked up front: each key with its lowest and its highest value."""
     from jobs import api
 
     if not options.search:
@@ -122,4 +122,4 @@ def search(config: str | None, options: TuneOptions, overrides: dict[str, Any] |
     title = name or (Path(config).stem if config else "search")
     labels = {"sweep_id": f"search-{api.new_id()}"}
     specs = [api._Spec(config, dict(base), f"{title} trial {i + 1}", labels=dict(labels)) for i in range(options.trials)]
-    return api.enqueue(api.Queue(root), specs, start_scheduler, backend="ray", tune=options)
+    return api.enqueue(api.Queue(root), specs, start_scheduler, backend=backend or "ray", tune=options)

@@ -207,3 +207,17 @@ def test_early_stopping_needs_the_ray_backend(tmp_path, tiny):
         tune.TuneOptions(search="optuna")
     with pytest.raises(JobError, match="backend 'slurm'"):
         api.submit(DEMO, tiny, root=tmp_path, start_scheduler=False, backend="slurm")
+
+
+def test_the_sweep_command_hands_tune_options_to_the_api(tmp_path, tiny):
+    from jobs.__main__ import main
+
+    sets = [arg for key, value in tiny.items() for arg in ("--set", f"{key}={value}")]
+    base = ["sweep", "--root", str(tmp_path), "--config", DEMO, *sets]
+    with pytest.raises(JobError, match="--backend ray"):
+        main([*base, "--backend", "local", "--grid", "optim.lr=1e-3,1e-4", "--early-stop", "asha"])
+    with pytest.raises(ConfigError, match="optim.nope"):
+        main([*base, "--search", "optuna", "--trials", "2", "--space", "optim.nope=uniform:0:1"])
+    with pytest.raises(ConfigError, match="not --grid"):
+        main([*base, "--search", "optuna", "--trials", "2", "--space", "optim.lr=uniform:0:1", "--grid", "train.seed=1"])
+    assert api.list_runs(tmp_path, start_scheduler=False) == []
