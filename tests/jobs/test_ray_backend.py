@@ -45,7 +45,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, tiny: dict) -> SimpleNames
     root = tmp_path_factory.mktemp("ray") / "checkpoints"
     env = {"HANDID_CHECKPOINTS": str(root), "HANDID_RAY_ADDRESS": "local", "HANDID_RAY_HEAD_CPUS": "2",
            "HANDID_RAY_PORT": str(_free_port()), "HANDID_RAY_CPUS": "1", "CUDA_VISIBLE_DEVICES": "",
-           "HANDID_CANCEL_GRACE": "20", "HANDID_BACKEND": "ray"}
+           "HANDID_CANCEL_GRACE": "20", "HANDID_BACKEND": "ray", "HANDID_RAY_RETRIES": "1"}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
@@ -53,7 +53,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, tiny: dict) -> SimpleNames
         try:
             yield SimpleNamespace(root=root, **_submit_all(root, {**tiny, "train.epochs": 2}))
         finally:
-            ray_backend.stop_head()
+            from jobs.__main__ import main
+
+            main(["ray", "stop"])
             kill_processes_under(root)
 
 
@@ -97,15 +99,25 @@ def test_cancel_stops_the_trainer_which_saves_and_ends_cancelled(cluster):
     assert 1 <= info.epoch < LONG["train.epochs"]
 
 
+def _kill_worker(trainer: int) -> None:
+    """SIGKILL the Ray worker running this trainer (its parent process)."""
+    os.kill(int(Path(f"/proc/{trainer}/stat").read_text().rsplit(")", 1)[1].split()[1]), signal.SIGKILL)
+
+
 @pytest.mark.slow
-def test_killing_the_worker_fails_the_run_within_30_s(cluster):
+def test_a_killed_worker_is_retried_once_from_its_checkpoint_then_fails_within_30_s(cluster):
     run_id = cluster.long[1]
-    trainer = _running_with_checkpoint(run_id).pid
-    worker = int(Path(f"/proc/{trainer}/stat").read_text().rsplit(")", 1)[1].split()[1])  # the trainer's parent
-    os.kill(worker, signal.SIGKILL)
+    run = RunDir.at(api.get_run(run_id).path)
+    first = _running_with_checkpoint(run_id).pid
+    _kill_worker(first)
+    retried = _wait_for(lambda: (s := run.read_status()).state == "running" and s.attempt == 2 and s.pid
+                        and s.pid != first and s, WAIT_S, "the retry ($HANDID_RAY_RETRIES=1)")
+    assert retried.start_epoch >= 1  # it resumed after its last checkpoint
+    _kill_worker(retried.pid)
     info = _states([run_id], timeout=30)[run_id]
-    assert info.state == "failed" and info.error
-    _wait_for(lambda: not Path(f"/proc/{trainer}").exists(), 10, "the trainer to die with its worker")
+    assert info.state == "failed" and "Ray trial failed" in info.error
+    for trainer in (first, retried.pid):
+        _wait_for(lambda: not Path(f"/proc/{trainer}").exists(), 10, "the trainers to die with their workers")
 
 
 @pytest.mark.slow
