@@ -1,4 +1,4 @@
-"""`python -m jobs`: submit, sweep, chain, study, list, show, logs, cancel, resume, tag, note (and the scheduler loop)."""
+"""`python -m jobs`: submit, sweep, chain, study, list, show, logs, cancel, resume, tag, note, ray (and the scheduler loop)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from core.cli import run_cli
 from core.errors import ConfigError
 from core.runs import FINAL_STATES, RunDir
-from jobs import api, scheduler, study_cli, sweeps
+from jobs import api, backends, scheduler, study_cli, sweeps, tune
 
 # Results are the final epoch's test figures and those of the epoch selected on validation.
 COLUMNS = ("id", "name", "state", "progress", "rank1", "mAP", "sel mAP", "sel epoch", "created", "ended", "sweep")
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--name", default="")
     p.add_argument("--after", metavar="RUN_ID", help="start only when this run succeeds, from its best checkpoint")
+    _backend(p)
 
     p = add("sweep", "queue one run per combination of a grid; prints their ids")
     p.add_argument("--config", help="base preset YAML")
@@ -40,9 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--name", default="")
     p.add_argument("--preset", help="sweep preset YAML (configs/sweeps/NAME.yaml)")
+    _backend(p)
+    tune.add_arguments(p)
 
     p = add("chain", "queue stages that run one after another; prints their ids")
     p.add_argument("--preset", required=True, help="chain preset YAML (configs/chains/NAME.yaml)")
+    _backend(p)
 
     study_cli.add_parser(sub, common)
 
@@ -71,18 +75,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("text")
 
     add("scheduler", "(internal) run the scheduler loop in the foreground")
+    p = add("ray", "the ray backend: start or stop the local Ray head; (internal) drive a group of runs")
+    p.add_argument("action", choices=("start", "stop", "drive"))
+    p.add_argument("--group", help="(drive) the group to run")
+    p.add_argument("--token", help="(drive) the run root's marker as the submitter read it")
     return parser
+
+
+def _backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=tuple(backends.BACKENDS),
+                   help=f"where the runs execute (default: ${backends.ENV_BACKEND} or {backends.DEFAULT})")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     root = args.root
     if args.command == "submit":
-        print(api.submit(args.config, args.set, name=args.name, after=args.after, root=root))
+        print(api.submit(args.config, args.set, name=args.name, after=args.after, root=root, backend=args.backend))
     elif args.command == "sweep":
         print("\n".join(_sweep(args)))
     elif args.command == "chain":
-        print("\n".join(api.chain_preset(args.preset, root=root)))
+        print("\n".join(api.chain_preset(args.preset, root=root, backend=args.backend)))
     elif args.command == "study":
         study_cli.main(args)
     elif args.command == "list":
@@ -106,19 +119,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.run_id}: note saved")
     elif args.command == "scheduler":
         return scheduler.main(root)
+    elif args.command == "ray":
+        from jobs.backends import ray as ray_backend  # imported only here: other commands never import Ray
+
+        return ray_backend.main(args)
     if args.command in ("show", "logs", "cancel", "resume"):  # list, submit and sweep start one already
         api.heal(root)
     return 0
 
 
 def _sweep(args: argparse.Namespace) -> list[str]:
+    options = tune.options_of(args)
+    if options is not None and options.search:
+        if args.grid or args.preset:
+            raise ConfigError("--search samples the values itself; give --space, not --grid or --preset")
+        return tune.search(args.config, options, args.set, name=args.name, root=args.root, backend=args.backend)
     if args.preset:
         if args.config or args.grid:
             raise ConfigError("give either --preset or --config with --grid, not both")
-        return api.sweep_preset(args.preset, root=args.root)
+        return api.sweep_preset(args.preset, root=args.root, backend=args.backend, tune=options)
     if not args.grid:
         raise ConfigError("a sweep needs --grid KEY=V1,V2,... (or --preset FILE)")
-    return api.sweep(args.config, sweeps.parse_grid(args.grid), args.set, name=args.name, root=args.root)
+    return api.sweep(args.config, sweeps.parse_grid(args.grid), args.set, name=args.name, root=args.root,
+                     backend=args.backend, tune=options)
 
 
 def _cancel(args: argparse.Namespace) -> None:

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.config import Config, flatten, load_config, parse_override, to_dict
+from core.losses import registry as losses
 from core.runs import ACTIVE_STATES, FINAL_STATES, RecordError, RunDir, RunMeta, Status, list_run_dirs, now
-from jobs import process, state, summaries, sweeps
+from jobs import backends, state, summaries, sweeps
 from jobs.queue import Job, JobError, Queue, check_run_id, new_id, new_ids
 from jobs.scheduler import ensure_scheduler
+from jobs.tune import TuneOptions
 
 Overrides = list[str] | dict[str, Any] | None
 EVAL_DIR = "evaluations"
@@ -81,23 +82,25 @@ class _Spec:
 # submitting
 
 def submit(config: str | None, overrides: Overrides = None, name: str = "", after: str | None = None,
-           root: str | Path | None = None, start_scheduler: bool = True) -> str:
+           root: str | Path | None = None, start_scheduler: bool = True, backend: str | None = None) -> str:
     """Queue one training run; returns its id. `after` chains it to an earlier run's success."""
     queue = Queue(root)
     if after is not None and queue.get(check_run_id(after)) is None:
         raise JobError(f"--after {after}: no such run in {queue.path}")
-    return enqueue(queue, [_Spec(config, as_dict(overrides), name, after)], start_scheduler)[0]
+    return enqueue(queue, [_Spec(config, as_dict(overrides), name, after)], start_scheduler, backend=backend)[0]
 
 
 def sweep(config: str | None, grid: dict[str, list[Any]], overrides: Overrides = None, name: str = "",
-          root: str | Path | None = None, start_scheduler: bool = True) -> list[str]:
-    """Queue one run per combination of the grid, sharing a sweep id; every config checked first."""
+          root: str | Path | None = None, start_scheduler: bool = True, backend: str | None = None,
+          tune: TuneOptions | None = None) -> list[str]:
+    """Queue one run per combination of the grid, sharing a sweep id; every config checked first.
+    `tune` (ray backend): ASHA stops weak runs on val mAP."""
     base = as_dict(overrides)
     sweep_id = f"sweep-{new_id()}"
     title = name or (Path(config).stem if config else "sweep")
     specs = [_Spec(config, {**base, **combo}, f"{title} {sweeps.label(combo)}", labels={"sweep_id": sweep_id})
              for combo in sweeps.expand(grid)]
-    return enqueue(Queue(root), specs, start_scheduler)
+    return enqueue(Queue(root), specs, start_scheduler, backend=backend, tune=tune)
 
 
 def submit_labelled(specs: list[tuple[str | None, dict[str, Any], str, dict[str, Any]]],
@@ -108,28 +111,28 @@ def submit_labelled(specs: list[tuple[str | None, dict[str, Any], str, dict[str,
 
 
 def sweep_preset(path: str | Path, root: str | Path | None = None, start_scheduler: bool = True,
-                 overrides: Overrides = None) -> list[str]:
+                 overrides: Overrides = None, backend: str | None = None, tune: TuneOptions | None = None) -> list[str]:
     preset = sweeps.load_sweep_preset(path)
     return sweep(preset.config, preset.grid, {**preset.overrides, **as_dict(overrides)}, preset.name, root,
-                 start_scheduler)
+                 start_scheduler, backend, tune)
 
 
 def submit_chain(stages: list[tuple[str | None, Overrides]], name: str = "", root: str | Path | None = None,
-                 start_scheduler: bool = True) -> list[str]:
+                 start_scheduler: bool = True, backend: str | None = None) -> list[str]:
     """Queue runs that start one after another, each from the previous one's selected checkpoint."""
     if not stages:
         raise JobError("a chain needs at least one stage")
     specs = [_Spec(config, as_dict(overrides), f"{name} stage {i + 1}" if name else "")
              for i, (config, overrides) in enumerate(stages)]
-    return enqueue(Queue(root), specs, start_scheduler, chained=True)
+    return enqueue(Queue(root), specs, start_scheduler, chained=True, backend=backend)
 
 
 def chain_preset(path: str | Path, root: str | Path | None = None, start_scheduler: bool = True,
-                 overrides: Overrides = None) -> list[str]:
+                 overrides: Overrides = None, backend: str | None = None) -> list[str]:
     preset = sweeps.load_chain_preset(path)
     extra = as_dict(overrides)
     return submit_chain([(config, {**stage, **extra}) for config, stage in preset.stages], preset.name, root,
-                        start_scheduler)
+                        start_scheduler, backend)
 
 
 def evaluate(run_id: str, dataset: str, root_dir: str, protocol: str, checkpoint: str = "best",
@@ -174,8 +177,13 @@ def check_specs(specs: list[tuple[str | None, dict[str, Any]]]) -> list[Config]:
     return configs
 
 
-def enqueue(queue: Queue, specs: list[_Spec], start_scheduler: bool, chained: bool = False) -> list[str]:
-    """Validate every spec, then write all folders, then all rows in one transaction."""
+def enqueue(queue: Queue, specs: list[_Spec], start_scheduler: bool, chained: bool = False,
+            backend: str | None = None, tune: TuneOptions | None = None) -> list[str]:
+    """Validate every spec, then write all folders, then all rows in one transaction, then hand
+    them to the backend (jobs.backends: the argument, else $HANDID_BACKEND, else local)."""
+    backend = backends.resolve(backend)
+    if tune is not None and backend != "ray":
+        raise JobError("early stopping and search run on Ray Tune; add --backend ray")
     ids = new_ids(len(specs))
     if chained:
         for i in range(1, len(specs)):
@@ -189,12 +197,12 @@ def enqueue(queue: Queue, specs: list[_Spec], start_scheduler: bool, chained: bo
     for run_id, spec, config in zip(ids, specs, configs):
         run = RunDir.at(queue.root / run_id)
         name = spec.name or config.name or (Path(spec.config).stem if spec.config else "run")
-        job = Job(id=run_id, path=str(run.path), cwd=os.getcwd(), created=now(),
+        job = Job(id=run_id, path=str(run.path), cwd=os.getcwd(), created=now(), backend=backend,
                   config=str(Path(spec.config).absolute()) if spec.config else "", overrides=spec.overrides,
                   after=spec.after, argv=["-m", "core.train", "--config", str(run.config_path), "--run-dir", str(run.path)])
         status = Status(name=name, created=job.created, epochs=config.train.epochs, after=spec.after, **spec.labels)
         prepared.append((job, to_dict(config), status))
-    _write_folders(queue, prepared, start_scheduler)
+    _write_folders(queue, prepared, start_scheduler, tune)
     return ids
 
 
@@ -213,7 +221,7 @@ def _check_chain(queue: Queue, specs: list[_Spec]) -> list[Config]:
 
 
 def _write_folders(queue: Queue, entries: list[tuple[Job, dict[str, Any] | None, Status]],
-                   start_scheduler: bool) -> None:
+                   start_scheduler: bool, tune: TuneOptions | None = None) -> None:
     """Folders (config.yaml, status queued) first, then the rows; on any failure remove the folders.
 
     Each entry is (row, resolved config or None, its queued status)."""
@@ -234,7 +242,7 @@ def _write_folders(queue: Queue, entries: list[tuple[Job, dict[str, Any] | None,
         _remove(created)
         raise
     if start_scheduler:
-        ensure_scheduler(queue.root)
+        backends.get(entries[0][0].backend).start(queue, [job.id for job, _, _ in entries], tune)
 
 
 def _remove(paths: list[Path]) -> None:
@@ -318,11 +326,9 @@ def cancel_many(run_ids: list[str], root: str | Path | None = None, strict: bool
                 raise JobError(f"run {run_id} already {current.state if current else 'ended'}; nothing to cancel")
             continue
         moved = run.transition(("queued",), state="cancelled", ended=now(), error="cancelled before it started")
-        if moved is None and job.cancel_requested is None and process.is_running(current.pid, job.argv):
-            process.signal_group(current.pid, signal.SIGTERM)
+        if moved is None and job.cancel_requested is None:
+            backends.get(job.backend).stop(queue, job, run, current)
         out[run_id] = "cancelled" if moved else "running"
-    if any(v == "running" for v in out.values()):
-        ensure_scheduler(queue.root)  # it kills a run that ignores SIGTERM for the grace period
     return out
 
 
@@ -340,7 +346,7 @@ def resume(run_id: str, root: str | Path | None = None) -> None:
     queue.clear_cancel(run_id)
     if run.transition(RESUMABLE, state="queued", error=None, ended=None, updated=now()) is None:
         raise JobError(f"run {run_id} changed state while resuming; try again")
-    ensure_scheduler(queue.root)
+    backends.get(job.backend).start(queue, [run_id], None)
 
 
 # internals

@@ -8,6 +8,7 @@ run's command (so a pid reused after a reboot is not mistaken for the run).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from jobs.queue import JobError
 
 ENV_CPU_SLOTS = "HANDID_CPU_SLOTS"
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,12 +33,18 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def spawn(argv: list[str], cwd: str | Path, log_path: Path, env: dict[str, str] | None = None,
-          stdout_path: Path | None = None) -> subprocess.Popen:
-    """Start `python ARGV` detached (own session); stderr, and stdout unless stdout_path, appended to log_path."""
+          stdout_path: Path | None = None, die_with_parent: bool = False) -> subprocess.Popen:
+    """Start `python ARGV` detached (own session); stderr, and stdout unless stdout_path, appended to
+    log_path. `die_with_parent`: killed when the starting process dies (a Ray worker's trainer)."""
     with open(log_path, "ab") as log, open(stdout_path or os.devnull, "wb") as out:
         return subprocess.Popen([sys.executable, *argv], cwd=cwd, stdin=subprocess.DEVNULL,
                                 stdout=out if stdout_path else log, stderr=log, start_new_session=True,
-                                env=child_env(env))
+                                env=child_env(env), preexec_fn=_kill_with_parent if die_with_parent else None)
+
+
+def _kill_with_parent() -> None:
+    """In the child before exec (Linux): SIGKILL it when the thread that started it ends."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def cmdline(pid: int) -> list[str] | None:

@@ -9,7 +9,8 @@ concurrent settlers agree:
 - running whose process lives (pid alive, not a zombie, running the run's command) stays
   running while its heartbeat is fresh (training) and is killed and failed once it is silent
   for `HANDID_HEARTBEAT_TIMEOUT` seconds; running whose process is gone gets the final state
-  the run wrote, else `failed` with the reason (its exit code and the last line it printed).
+  the run wrote, else `failed` with the reason (its exit code and the last line it printed);
+  a run of another backend (Ray) whose process is on another node is judged by its heartbeat alone.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def _settle_queued(run: RunDir, job: Job, status: Status, parent: Status | None)
 def _settle_running(run: RunDir, job: Job | None, status: Status, child: subprocess.Popen | None) -> Status:
     pid = status.pid or (job.pid if job else None)
     argv = job.argv if job else [*TRAINER, "--run-dir"]
+    if job is not None and job.backend != "local" and not process.is_running(pid, argv):
+        return _settle_remote(run, status)
     if process.is_running(pid, argv) and (job is not None or _names_run(pid, run)):
         silent = _silence(run, status)
         if status.kind == "train" and silent > heartbeat_timeout():
@@ -85,6 +88,15 @@ def _settle_running(run: RunDir, job: Job | None, status: Status, child: subproc
     exit_code = child.poll() if child is not None else (job.exit_code if job else None)
     state, error = _verdict(run, job, latest, exit_code)
     return _move(run, latest, state, error, pid=latest.pid)
+
+
+def _settle_remote(run: RunDir, status: Status) -> Status:
+    """A run of another backend whose process this machine cannot see (another node): alive while
+    its heartbeat is fresh; failed once it is silent (its worker or node died and nothing said so)."""
+    silent = _silence(run, status)
+    if silent <= heartbeat_timeout():
+        return status
+    return _move(run, status, "failed", f"lost: no heartbeat for {silent:.0f} s (its worker or node died)")
 
 
 def _names_run(pid: int | None, run: RunDir) -> bool:

@@ -87,6 +87,7 @@ class RunDir:
     best_path = property(lambda self: self.path / "best.safetensors")
     last_path = property(lambda self: self.path / "last.safetensors")
     optimizer_state_path = property(lambda self: self.path / "last.optim.safetensors")
+    cancel_request_path = property(lambda self: self.path / "cancel.request")  # a remote run's cancel (jobs ray)
 
     def checkpoint(self, which: str = "best") -> Path:
         """`best`, `last`, or a path; `best` falls back to `last` when no evaluation selected one."""
@@ -164,6 +165,16 @@ class RunDir:
             status = replace(status or Status(), **fields)
             write_atomic(self.status_path, json.dumps(status.to_json(), indent=1))
             return status
+
+    def request_cancel(self) -> None:
+        """Ask the supervisor of a run on another node to stop it (it watches this file)."""
+        self.cancel_request_path.touch()
+
+    def cancel_requested(self) -> bool:
+        return self.cancel_request_path.exists()
+
+    def clear_cancel_request(self) -> None:
+        self.cancel_request_path.unlink(missing_ok=True)
 
     def beat(self) -> None:
         self.heartbeat_path.touch()
