@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--name", default="")
     p.add_argument("--after", metavar="RUN_ID", help="start only when this run succeeds, from its best checkpoint")
-    _backend(p)
+    backends.add_option(p)
 
     p = add("sweep", "queue one run per combination of a grid; prints their ids")
     p.add_argument("--config", help="base preset YAML")
@@ -41,12 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--name", default="")
     p.add_argument("--preset", help="sweep preset YAML (configs/sweeps/NAME.yaml)")
-    _backend(p)
+    backends.add_option(p)
     tune.add_arguments(p)
 
     p = add("chain", "queue stages that run one after another; prints their ids")
     p.add_argument("--preset", required=True, help="chain preset YAML (configs/chains/NAME.yaml)")
-    _backend(p)
+    backends.add_option(p)
 
     study_cli.add_parser(sub, common)
 
@@ -80,11 +80,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--group", help="(drive) the group to run")
     p.add_argument("--token", help="(drive) the run root's marker as the submitter read it")
     return parser
-
-
-def _backend(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=tuple(backends.BACKENDS),
-                   help=f"where the runs execute (default: ${backends.ENV_BACKEND} or {backends.DEFAULT})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,10 +104,17 @@ def sweep(config: str | None, grid: dict[str, list[Any]], overrides: Overrides =
 
 
 def submit_labelled(specs: list[tuple[str | None, dict[str, Any], str, dict[str, Any]]],
-                    root: str | Path | None = None, start_scheduler: bool = True) -> list[str]:
+                    root: str | Path | None = None, start_scheduler: bool = True,
+                    backend: str | None = None) -> list[str]:
     """Queue training runs given as (config, overrides, name, status labels: study_id, arm, seed) at once:
     every config checked first, nothing queued when one is wrong (a study's arms x seeds)."""
-    return enqueue(Queue(root), [_Spec(c, as_dict(o), n, labels=dict(l)) for c, o, n, l in specs], start_scheduler)
+    return enqueue(Queue(root), [_Spec(c, as_dict(o), n, labels=dict(l)) for c, o, n, l in specs], start_scheduler,
+                   backend=backend)
+
+
+def start(run_ids: list[str], root: str | Path | None = None, backend: str | None = None) -> None:
+    """Start queued runs on their backend (the local scheduler, or a Ray driver)."""
+    backends.get(backends.resolve(backend)).start(Queue(root), run_ids, None)
 
 
 def sweep_preset(path: str | Path, root: str | Path | None = None, start_scheduler: bool = True,

@@ -157,8 +157,10 @@ def load_study_preset(path: str | Path) -> Study:
 # aggregation
 
 def _group(study: Study, runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, list]]:
-    """Run records per arm: succeeded ones in seed order ("ok"), ids of "failed" and "pending" ones."""
-    groups: dict[str, dict[str, list]] = {label: {"ok": [], "failed": [], "pending": []} for label in study.arms}
+    """Run records per arm: succeeded ones in seed order ("ok"), ids of "failed", "pending" and
+    "stopped" (early-stopped by ASHA: their figures are from a shorter training) ones."""
+    groups: dict[str, dict[str, list]] = {label: {"ok": [], "failed": [], "pending": [], "stopped": []}
+                                          for label in study.arms}
     seen: dict[tuple[str, int], str] = {}
     for run in runs:
         arm, seed = run["arm"], run["seed"]
@@ -171,7 +173,8 @@ def _group(study: Study, runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, 
             seen[arm, seed] = run["run_id"]
             groups[arm]["ok"].append(run)
         else:
-            groups[arm]["pending" if run["state"] in PENDING_STATES else "failed"].append(run["run_id"])
+            kind = "pending" if run["state"] in PENDING_STATES else "stopped" if run["state"] == "stopped" else "failed"
+            groups[arm][kind].append(run["run_id"])
     for group in groups.values():
         group["ok"].sort(key=lambda r: study.seeds.index(r["seed"]))
     return groups
@@ -216,7 +219,7 @@ def aggregate(study: Study, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for label, g in groups.items():
         metrics = {key: {**stats.summary(list(v.values())), "seeds": list(v)} for key, v in values[label].items()}
         arms[label] = {"n": len(g["ok"]), "seeds": [r["seed"] for r in g["ok"]], "runs": [r["run_id"] for r in g["ok"]],
-                       "failed": g["failed"], "pending": g["pending"], "metrics": metrics}
+                       "failed": g["failed"], "pending": g["pending"], "stopped": g["stopped"], "metrics": metrics}
     return {"id": study.id, "name": study.name, "reference": study.reference, "seeds": list(study.seeds),
             "arms": arms, "comparisons": _comparisons(study, values)}
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.stats import sentence
-from jobs import api, study_runs
+from jobs import api, backends, study_runs
 from jobs.studies import (ARM_FORMAT, METRICS, TABLES, Study, load_study_preset, new_study, parse_arm, seed_list,
                           to_csv, to_markdown)
 
@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every arm")
     p.add_argument("--reference", help="the arm the others are compared with (default: the first)")
     p.add_argument("--preset", help="study preset YAML (configs/studies/NAME.yaml)")
+    backends.add_option(p)
     commands.add_parser("list", help="every study with its runs' progress", parents=[common])
     p = commands.add_parser("show", help="arms with mean and 95%% CI, paired comparisons", parents=[common])
     p.add_argument("study_id")
@@ -48,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 def main(args: argparse.Namespace) -> None:
     root = args.root
     if args.study_command == "create":
-        study = study_runs.create(_definition(args), root)
+        study = study_runs.create(_definition(args), root, backend=args.backend)
         print(f"queued {len(study.runs)} runs: {len(study.arms)} arms x {len(study.seeds)} seeds")
         print(study.id)
     elif args.study_command == "list":
@@ -103,7 +104,8 @@ def _show(summary: dict[str, Any]) -> str:
     lines += [sentence(c["arm"], c["reference"], c["metric"], c) + "."
               for c in summary["comparisons"] if c["metric"] in ("mAP", "selected_mAP")]
     for label, arm in summary["arms"].items():
-        for kind, what in (("failed", "failed, cancelled or stopped"), ("pending", "queued or running")):
+        for kind, what in (("failed", "failed or cancelled"), ("pending", "queued or running"),
+                           ("stopped", "stopped early by ASHA")):
             if arm[kind]:
                 lines.append(f"{label}: {len(arm[kind])} {what} (left out): {', '.join(arm[kind])}")
     return "\n".join(lines)

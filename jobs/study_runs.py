@@ -83,7 +83,8 @@ def list_studies(root: str | Path | None = None,
     return sorted(studies, key=lambda s: (s.created or 0, s.id), reverse=True)
 
 
-def create(study: Study, root: str | Path | None = None, start_scheduler: bool = True) -> Study:
+def create(study: Study, root: str | Path | None = None, start_scheduler: bool = True,
+           backend: str | None = None) -> Study:
     """Check every arm, queue arms x seeds runs (labelled with the study, arm and seed), store the
     study with its run ids. Nothing is queued when any arm is invalid."""
     check_configs(study)
@@ -95,7 +96,7 @@ def create(study: Study, root: str | Path | None = None, start_scheduler: bool =
     runs = expand(study)
     specs = [(study.config, overrides, f"{study.name} {arm} seed {seed}",
               {"study_id": study.id, "arm": arm, "seed": seed}) for arm, seed, overrides in runs]
-    ids = api.submit_labelled(specs, root, start_scheduler=False)
+    ids = api.submit_labelled(specs, root, start_scheduler=False, backend=backend)
     stored = replace(study, runs=[{"run_id": i, "arm": arm, "seed": seed} for i, (arm, seed, _) in zip(ids, runs)])
     try:
         write_study(stored, root)
@@ -103,7 +104,7 @@ def create(study: Study, root: str | Path | None = None, start_scheduler: bool =
         api.cancel_many(ids, root)
         raise
     if start_scheduler:
-        api.ensure_scheduler(resolve_root(root))
+        api.start(ids, root, backend)
     return stored
 
 

@@ -56,7 +56,7 @@ def left_out(summary: dict[str, Any], infos: dict[str, jobs.RunInfo]) -> pd.Data
     """The runs not in the statistics (failed, cancelled, stopped, missing, queued, running) and why."""
     rows = [{"arm": label, "run": run_id, "state": infos[run_id].state if run_id in infos else "missing",
              "error": (infos[run_id].error or "") if run_id in infos else "its folder is gone"}
-            for label, arm in summary["arms"].items() for run_id in arm["failed"] + arm["pending"]]
+            for label, arm in summary["arms"].items() for run_id in arm["failed"] + arm["pending"] + arm.get("stopped", [])]
     return pd.DataFrame(rows, columns=["arm", "run", "state", "error"])
 
 

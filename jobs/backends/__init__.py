@@ -11,6 +11,7 @@ stopping and search). Only the chosen backend's module is imported: without `ray
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 from types import ModuleType
@@ -32,3 +33,9 @@ def resolve(name: str | None = None) -> str:
 
 def get(name: str) -> ModuleType:
     return importlib.import_module(BACKENDS[resolve(name)])
+
+
+def add_option(parser: argparse.ArgumentParser) -> None:
+    """The `--backend` option of every command that queues runs."""
+    parser.add_argument("--backend", choices=tuple(BACKENDS),
+                        help=f"where the runs execute (default: ${ENV_BACKEND} or {DEFAULT})")
