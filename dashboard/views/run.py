@@ -29,6 +29,7 @@ from dashboard.common import (
     run_config,
     show_error,
 )
+from dashboard.verification_figures import run_verification
 from dashboard.views import PageSpec
 from dashboard.widgets import metric_cards
 from jobs import api as jobs
@@ -215,6 +216,7 @@ def render() -> None:
             live_fragment(run)
         else:
             live(run)
+        run_verification(run)
         st.subheader("Evaluate on another protocol")
         evaluate_form(run)
         cross_results(run)
