@@ -6,17 +6,16 @@ the attention maps of a picked mistake (query, wrong rank-1 match, true match)."
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from core.errors import HandIDError
-from core.facets import METADATA, error_facets, hard_cases, protocol_rows
+from core.facets import METADATA, error_facets, hard_cases
 from core.runs import Embeddings, RunDir
 from dashboard import analysis
 from dashboard.attention import mistake_maps
-from dashboard.common import file_version, show_error
+from dashboard.common import show_error
+from dashboard.protocol_rows import test_rows
 from dashboard.figures import FIXED_COLOURS
 from dashboard.views import PageSpec
 from dashboard.widgets import image_grid
@@ -44,7 +43,8 @@ def render() -> None:
             return
         st.caption(f"{len(wrong):,} of {usable:,} queries are misidentified at rank 1, hardest first "
                    "(the true match ranked lowest).")
-        facets = error_facets(wrong, analysis.embeddings(run), test_rows(run))
+        facets = error_facets(wrong, analysis.embeddings(run),
+                              test_rows(run, "mistakes are not split by kind or metadata"))
         shown = filtered(facets)
         if shown.empty:
             st.info("No misidentified query matches these filters.")
@@ -63,22 +63,6 @@ def render() -> None:
             show_query(emb, row, k)
     except Exception as exc:
         show_error(exc)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _test_rows(run_path: str, version: tuple[int, int]) -> pd.DataFrame | None:
-    cfg = RunDir(Path(run_path)).read_config()
-    return None if cfg is None else protocol_rows(cfg)
-
-
-def test_rows(run: RunDir) -> pd.DataFrame | None:
-    """The run's evaluation protocol's test table (roles, subjects, metadata); None, with a note,
-    when its dataset cannot be read here."""
-    try:
-        return _test_rows(str(run.path), file_version(run.config_path))
-    except HandIDError as exc:
-        st.caption(f"Without the dataset table, mistakes are not split by kind or metadata: {exc}")
-        return None
 
 
 def filtered(facets: pd.DataFrame) -> pd.DataFrame:
