@@ -14,7 +14,7 @@ import streamlit as st
 from sklearn.decomposition import PCA
 
 from core.runs import Embeddings
-from dashboard.figures import projection_figure
+from dashboard.figures import PER_POINT, projection_figure
 
 DISTRACTOR_MARK = dict(symbol="circle-open", size=11, color="#444444", line=dict(width=1))
 HIGHLIGHT_MARK = dict(symbol="circle-open", size=18, color="#000000", line=dict(width=3))
@@ -48,7 +48,7 @@ def with_roles(frame: pd.DataFrame, rows: pd.DataFrame | None) -> pd.DataFrame:
 
 def _overlay(fig: go.Figure, part: pd.DataFrame, name: str, marker: dict) -> None:
     fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=name, marker=marker,
-                               customdata=[[int(row)] for row in part.index], hoverinfo="skip", showlegend=True))
+                               customdata=part.index.to_numpy()[:, None], hoverinfo="skip", showlegend=True))
 
 
 def projector_figure(frame: pd.DataFrame, colour: str, highlight: list[str] | None = None,
@@ -57,8 +57,8 @@ def projector_figure(frame: pd.DataFrame, colour: str, highlight: list[str] | No
     identities' points, and axis titles with the explained variance (PCA)."""
     frame = frame.reset_index(drop=True)
     fig = projection_figure(frame, colour, height)
-    for trace in fig.data:
-        trace.showlegend = len(fig.data) > 1
+    if colour == PER_POINT:
+        fig.update_traces(showlegend=False)  # an identity per colour: no legend entry; the rings get one
     if "role" in frame.columns and (frame["role"] == "distractor").any():
         _overlay(fig, frame[frame["role"] == "distractor"], "distractor", DISTRACTOR_MARK)
     for identity in highlight or []:
