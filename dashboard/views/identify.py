@@ -113,7 +113,7 @@ def pick_threshold(gallery: Gallery) -> float | None:
         return None
     far = st.selectbox("Accept at false accept rate", targets, format_func=lambda f: f"{f:g}", key="id_far")
     threshold = threshold_at(gallery.thresholds, far)
-    st.caption(f"A probe is accepted when its best score is at least {threshold:.4f} (the evaluation's threshold "
+    st.caption(f"A probe is accepted when its best score is at least {threshold:.6f} (the evaluation's threshold "
                f"for FAR {far:g}).")
     return threshold
 
@@ -142,9 +142,9 @@ def show_search(run: RunDir, model: Path | None, gallery: Gallery, probe: str, t
     identities = [m["identity"] for m in matches]
     if threshold is not None:
         if result["results"][0]["accepted"]:  # numbers only in the alerts (markdown); identities as text below
-            st.success(f"Accepted: the best score {matches[0]['score']:.4f} is at least {threshold:.4f}")
+            st.success(f"Accepted: the best score {matches[0]['score']:.6f} is at least {threshold:.6f}")
         else:
-            st.warning(f"Rejected: the best score {matches[0]['score']:.4f} is below {threshold:.4f}")
+            st.warning(f"Rejected: the best score {matches[0]['score']:.6f} is below {threshold:.6f}")
     accepted = [threshold is not None and m["score"] >= threshold for m in matches]
     image_grid([probe, *best_images(gallery, features[0], identities)],
                [f"probe · {Path(probe).name}", *(f"{i}. {m['identity']} · {m['score']:.4f}"
