@@ -20,7 +20,8 @@ import traceback
 from pathlib import Path
 
 BENCHMARKS = ("bench_metrics", "bench_synth", "bench_cache", "bench_projections", "train_throughput",
-              "pipeline_vs_reference", "time_to_result", "embed_throughput", "loss_variants", "runs_page")
+              "pipeline_vs_reference", "time_to_result", "embed_throughput", "loss_variants", "runs_page",
+              "projector_points")
 
 
 def run_one(name: str, quick: bool) -> dict:

@@ -46,7 +46,7 @@ from core.metrics import ranked_gallery
 from core.device import resolve_device
 from core.model.checkpoint import load_checkpoint_model
 from core.model.handid import HandIDModel
-from core.runs import Embeddings, RunDir
+from core.runs import CheckpointMeta, Embeddings, RunDir
 
 METHODS = {"gradcam-elementwise": GradCAMElementWise, "gradcam": GradCAM, "gradcam++": GradCAMPlusPlus,
            "layercam": LayerCAM}
@@ -170,6 +170,19 @@ def explain_files(run_dir: str | Path, query: str | Path, gallery: str | Path | 
     gallery = str(gallery) if gallery else top_gallery_match(run, model, feature, image)
     reference = decode_image(gallery, size, interpolation=filter_)
     return explain_similarity(model, feature, image, reference, method), gallery
+
+
+def explain_mistake(model: HandIDModel, meta: CheckpointMeta, query: str | Path, rank1: str | Path,
+                    true_match: str | Path, method: str = DEFAULT_METHOD) -> dict[str, Explanation]:
+    """The three maps of a misidentified query (image files, decoded as evaluation decodes them):
+    the query against its wrong rank-1 match, that match against the query, and the true match
+    against the query."""
+    size, filter_ = meta.image_size, meta.interpolation
+    images = {name: decode_image(path, size, interpolation=filter_)
+              for name, path in (("query", query), ("rank1", rank1), ("true", true_match))}
+    return {"query": explain_similarity(model, meta.feature, images["query"], images["rank1"], method),
+            "rank1": explain_similarity(model, meta.feature, images["rank1"], images["query"], method),
+            "true": explain_similarity(model, meta.feature, images["true"], images["query"], method)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -160,8 +160,12 @@ class Gallery:
 def enrol(encoder: Encoder, images: str | Path) -> Gallery:
     """Embed every image of a folder or CSV manifest into a gallery, with the encoder's thresholds."""
     paths, identities = image_list(images)
-    features = embed_files(encoder, paths)
-    return Gallery(features, np.array(identities), np.array(paths), encoder.thresholds(), encoder.source)
+    return enrol_images(encoder, paths, identities, encoder.thresholds())
+
+
+def enrol_images(encoder: Encoder, paths: Sequence[str], identities: Sequence[str], thresholds: list[dict]) -> Gallery:
+    """Embed image files of known identities into a gallery with the given verification thresholds."""
+    return Gallery(embed_files(encoder, paths), np.array(identities), np.array(paths), thresholds, encoder.source)
 
 
 def rank_identities(gallery: Gallery, features: np.ndarray, top: int) -> list[list[dict]]:
@@ -192,13 +196,27 @@ def resolve_threshold(gallery: Gallery, path: str | Path, threshold: float | Non
 
 def search(gallery: Gallery, encoder: Encoder, images: Sequence[str], top: int, threshold: float) -> dict:
     """The search result for each probe image: `{"results": [{"image", "matches", "accepted"}]}`."""
-    features = embed_files(encoder, images)
+    return search_features(gallery, embed_files(encoder, images), images, top, threshold)
+
+
+def search_features(gallery: Gallery, features: np.ndarray, images: Sequence[str], top: int, threshold: float) -> dict:
+    """`search` for probes already embedded (`features`: one row per image)."""
     if features.shape[1] != gallery.features.shape[1]:
         raise ModelError(f"the encoder gives {features.shape[1]}-d features but the gallery holds "
                          f"{gallery.features.shape[1]}-d ones: enrol and search with the same model")
     matches = rank_identities(gallery, features, top)
     return {"results": [{"image": str(image), "matches": m, "accepted": bool(m and m[0]["score"] >= threshold)}
                         for image, m in zip(images, matches)]}
+
+
+def best_images(gallery: Gallery, feature: np.ndarray, identities: Sequence[str]) -> list[str]:
+    """For one probe's feature, the path of each identity's most similar gallery image (its score's image)."""
+    scores = gallery.features @ feature
+    out = []
+    for identity in identities:
+        mine = np.flatnonzero(gallery.identities == identity)
+        out.append(str(gallery.paths[mine[np.argmax(scores[mine])]]))
+    return out
 
 
 def format_search(result: dict, threshold: float) -> str:

@@ -14,33 +14,35 @@ PALETTE = px.colors.qualitative.Alphabet + px.colors.qualitative.Dark24 + px.col
 FIXED_COLOURS = {"query": "#1f77b4", "gallery": "#ff7f0e", "right": "#2ca02c", "wrong": "#d62728"}
 GREY = "#c7c7c7"
 SYMBOLS = {"query": "circle", "gallery": "diamond"}
-PER_POINT = "identity"  # too many values for a legend: one trace, colours cycled by identity
+PER_POINT = "identity"  # too many values for a legend: one trace per split, colours cycled by identity
+IDENTITY_SCALE = [[i / (len(PALETTE) - 1), c] for i, c in enumerate(PALETTE)]  # code i -> PALETTE[i] exactly
 
 
 def projection_figure(frame: pd.DataFrame, colour: str, height: int = 560) -> go.Figure:
     """A WebGL scatter of a projection frame (x, y, split, identity, aspect, path, `colour`).
 
-    Queries are circles, gallery images diamonds. Each point's customdata is [its row position
-    in `frame`], so a selection maps back to rows whatever the traces.
+    Queries are circles, gallery images diamonds (one trace per colour group and split, sharing
+    a legend entry). Each point's customdata is [its row position in `frame`], so a selection
+    maps back to rows whatever the traces. Colours and customdata go as numeric arrays: per-point
+    strings cost plotly seconds of validation at 5,000 points (bench/projector_points.py).
     """
     frame = frame.reset_index(drop=True)
     fig = go.Figure()
+    codes = pd.factorize(frame["identity"], sort=True)[0] % len(PALETTE)
     groups = [("", frame)] if colour == PER_POINT else frame.groupby(colour, sort=True)
-    for name, part in groups:
-        if colour == PER_POINT:
-            codes = pd.factorize(part["identity"], sort=True)[0]
-            colours = [PALETTE[c % len(PALETTE)] for c in codes]
-        else:
-            colours = FIXED_COLOURS.get(str(name), PALETTE[len(fig.data) % len(PALETTE)])
-        fig.add_trace(go.Scattergl(
-            x=part["x"], y=part["y"], mode="markers", name=str(name),
-            customdata=[[int(row)] for row in part.index],  # plain lists: selection events echo them back as is
-            marker=dict(color=colours, size=7, opacity=0.85, symbol=part["split"].map(SYMBOLS).fillna("circle"),
-                        line=dict(width=0)),
-            hovertext=[f"{i} · {a} · {s}<br>{p.rsplit('/', 1)[-1]}"
-                       for i, a, s, p in zip(part["identity"], part["aspect"], part["split"], part["path"])],
-            hoverinfo="text",
-        ))
+    for group, (name, part) in enumerate(groups):
+        fixed = FIXED_COLOURS.get(str(name), PALETTE[group % len(PALETTE)])
+        for first, (split, rows) in enumerate(part.groupby("split", sort=False)):
+            colours = dict(color=codes[rows.index], colorscale=IDENTITY_SCALE, cmin=0, cmax=len(PALETTE) - 1) \
+                if colour == PER_POINT else dict(color=fixed)
+            fig.add_trace(go.Scattergl(
+                x=rows["x"], y=rows["y"], mode="markers", name=str(name), legendgroup=str(name),
+                showlegend=first == 0, customdata=rows.index.to_numpy()[:, None],
+                marker=dict(**colours, size=7, opacity=0.85, symbol=SYMBOLS.get(split, "circle"), line=dict(width=0)),
+                hovertext=[f"{i} · {a} · {s}<br>{p.rsplit('/', 1)[-1]}"
+                           for i, a, s, p in zip(rows["identity"], rows["aspect"], rows["split"], rows["path"])],
+                hoverinfo="text",
+            ))
     fig.update_layout(height=height, showlegend=colour != PER_POINT, margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(title=colour), dragmode="lasso")
     fig.update_xaxes(showticklabels=False, title=None)

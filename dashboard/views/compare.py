@@ -29,6 +29,7 @@ from dashboard.common import (
     training_runs,
 )
 from dashboard.figures import FIXED_COLOURS, curves_figure, projection_figure
+from dashboard.verification_figures import compare_verification
 from dashboard.views import PageSpec
 from dashboard.widgets import image_grid, metric_cards
 from jobs import api as jobs
@@ -50,9 +51,9 @@ def render() -> None:
             st.info("Pick two to four runs to compare.")
         else:
             runs = [RunDir(checkpoints_root() / r) for r in chosen]
-            sections = st.tabs(["Metrics", "Config", "Curves", "Embeddings", "Right vs wrong"])
-            for section, show in zip(sections, (show_metrics, show_config, show_curves, show_embeddings,
-                                                show_disagreements)):
+            sections = st.tabs(["Metrics", "Config", "Curves", "Verification", "Embeddings", "Right vs wrong"])
+            for section, show in zip(sections, (show_metrics, show_config, show_curves, compare_verification,
+                                                show_embeddings, show_disagreements)):
                 with section:
                     try:  # a damaged file of one run (its embeddings, say) leaves the other tabs standing
                         show(runs)

@@ -1,6 +1,8 @@
-"""Embeddings page: a checkpoint's query and gallery features in 2-D (PCA, t-SNE, UMAP), coloured
-by identity, aspect, split or rank-1 outcome; select points to see their images and nearest
-neighbours. Slow projections are computed in the background and cached in the run folder."""
+"""Embeddings page: a checkpoint's query and gallery features in 2-D (PCA with the variance of its
+axes, t-SNE, UMAP), coloured by identity, aspect, split or rank-1 outcome, distractors ringed;
+search identities to highlight them across query and gallery; click a point to see its image
+beside the chart, select points to see their images and nearest neighbours. Slow projections
+are computed in the background and cached in the run folder."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from core.projections import methods
 from core.runs import Embeddings, RunDir
 from dashboard import analysis
 from dashboard.common import show_error
-from dashboard.figures import FIXED_COLOURS, projection_figure
+from dashboard.figures import FIXED_COLOURS
+from dashboard.projector import cached_variance, highlight_counts, point_row, projector_figure, with_roles
+from dashboard.protocol_rows import test_rows
 from dashboard.views import PageSpec
 from dashboard.widgets import image_grid
 
@@ -66,14 +70,41 @@ def wait_for_projection(run: RunDir, method: str) -> None:
 
 def show_projection(run: RunDir, frame: pd.DataFrame, method: str, colour: str) -> None:
     emb = analysis.embeddings(run)
-    frame = analysis.with_rank1(frame, analysis.outcomes(run))
+    frame = with_roles(analysis.with_rank1(frame, analysis.outcomes(run)),
+                       test_rows(run, "distractors are not marked"))
     queries = int((frame["split"] == "query").sum())
-    st.caption(f"{queries:,} queries (circles) and {len(frame) - queries:,} gallery images (diamonds) of "
+    distractors = int((frame["role"] == "distractor").sum())
+    st.caption(f"{queries:,} queries (circles) and {len(frame) - queries:,} gallery images (diamonds"
+               + (f"; {distractors:,} distractors ringed" if distractors else "") + f") of "
                f"{frame['identity'].nunique():,} identities. Click, box- or lasso-select points to see their "
                "images and nearest neighbours.")
-    event = st.plotly_chart(projection_figure(frame, colour), on_select="rerun",
-                            selection_mode=("points", "box", "lasso"), key=f"emb_chart_{run.run_id}_{method}")
-    show_selection(emb, frame, selected_rows(event))
+    highlight = st.multiselect("Highlight identities (type to search)", sorted(frame["identity"].unique()),
+                               key="emb_highlight")
+    variance = cached_variance(str(run.embeddings_path), run.embeddings_path.stat().st_mtime_ns, emb) \
+        if method == "pca" else None
+    chart, panel = st.columns([3, 1])
+    with chart:
+        event = st.plotly_chart(projector_figure(frame, colour, highlight, variance), on_select="rerun",
+                                selection_mode=("points", "box", "lasso"), key=f"emb_chart_{run.run_id}_{method}")
+    rows = selected_rows(event)
+    with panel:
+        show_point(frame, rows)
+    if highlight:
+        st.dataframe(highlight_counts(frame, highlight), hide_index=True, key="emb_highlight_counts")
+    show_selection(emb, frame, rows)
+
+
+def show_point(frame: pd.DataFrame, rows: list[int]) -> None:
+    """The panel beside the chart: the clicked (first selected) point's image and what it is."""
+    if not rows:
+        st.caption("Click a point to see its image here.")
+        return
+    row = rows[0]
+    facts = point_row(frame, row)
+    image_grid([facts["path"]], [f"{facts['identity']} · {facts['split']}"],
+               [FIXED_COLOURS.get(facts["split"], "#d0d0d0")], columns=1, width=220, key="emb_point")
+    st.dataframe(pd.DataFrame({"": list(facts), "value": list(facts.values())}), hide_index=True,
+                 key="emb_point_facts")
 
 
 def selected_rows(event: object) -> list[int]:

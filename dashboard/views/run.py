@@ -29,6 +29,7 @@ from dashboard.common import (
     show_error,
 )
 from dashboard import published, run_curves
+from dashboard.verification_figures import run_verification
 from dashboard.views import PageSpec
 from dashboard.widgets import metric_cards
 from jobs import api as jobs
@@ -173,6 +174,7 @@ def render() -> None:
         else:
             live(run)
         published.show([(run, "")])
+        run_verification(run)
         st.subheader("Evaluate on another protocol")
         evaluate_form(run)
         cross_results(run)

@@ -15,6 +15,8 @@ from core.errors import DataError
 from core.projections import projection_path
 from core.runs import RunDir
 from dashboard import analysis
+from core.facets import protocol_rows
+from dashboard.projector import explained_variance
 from dashboard.views.embeddings import selected_rows
 
 
@@ -26,10 +28,19 @@ def array(value: dict | list) -> np.ndarray:
     return np.asarray(value)
 
 
-def scatter_traces(at: AppTest) -> list[dict]:
+def figure(at: AppTest) -> dict:
     charts = at.get("plotly_chart")
     assert len(charts) == 1
-    return json.loads(charts[0].proto.spec)["data"]
+    return json.loads(charts[0].proto.spec)
+
+
+def is_overlay(trace: dict) -> bool:
+    return trace["name"] == "distractor" or trace["name"].startswith("highlight: ")
+
+
+def scatter_traces(at: AppTest) -> list[dict]:
+    """The traces of the points themselves (the distractor and highlight rings left out)."""
+    return [t for t in figure(at)["data"] if not is_overlay(t)]
 
 
 def test_pca_of_every_query_and_gallery_point(own_checkpoints, open_page):
@@ -65,12 +76,12 @@ def test_tsne_is_computed_in_the_background_then_shown(own_checkpoints, open_pag
     at.radio(key="emb_method").set_value("tsne").run()
     assert not at.exception
     path = projection_path(RunDir(own_checkpoints / "done_ce"), "tsne")
-    if not path.exists():  # usually: the first run only starts the thread and says so
+    if at.info:  # usually: the first run only starts the thread and says so
         assert "in the background" in at.info[0].value
-        deadline = time.monotonic() + 60
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        at.run()
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    at.run()
     assert not at.exception
     assert len(array(scatter_traces(at)[0]["x"])) > 0
 
@@ -138,3 +149,61 @@ def test_no_runs_is_an_empty_state(empty_checkpoints, open_page):
     at = open_page("embeddings")
     assert not at.exception
     assert "No runs" in at.info[0].value
+
+
+def test_pca_axes_say_the_variance_they_explain(own_checkpoints, open_page):
+    at = open_page("embeddings", run="done")
+    emb = Embeddings.load(own_checkpoints / "done" / "embeddings.npz")
+    first, second = explained_variance(emb)
+    layout = figure(at)["layout"]
+    assert layout["xaxis"]["title"]["text"] == f"PC1 ({100 * first:.1f}% of variance)"
+    assert layout["yaxis"]["title"]["text"] == f"PC2 ({100 * second:.1f}% of variance)"
+    assert first >= second > 0
+
+
+def test_explained_variance_by_hand():
+    # Points (+-2, 0) and (0, +-1): variances 4 and 1 along the axes (2 and 0.5 with ddof=1 alike).
+    f = np.array([[2, 0], [-2, 0], [0, 1], [0, -1]], np.float32)
+    labels, text = np.arange(2), np.array(["a", "b"])
+    emb = Embeddings(f[:2], labels, text, text, text, f[2:], labels, text, text, text)
+    assert explained_variance(emb) == pytest.approx((0.8, 0.2))
+
+
+def test_distractors_are_ringed_and_an_identity_highlighted(own_checkpoints, open_page):
+    run = RunDir(own_checkpoints / "done")
+    emb = Embeddings.load(run.embeddings_path)
+    roles = protocol_rows(run.read_config()).set_index("path")["role"]
+    distractors = int((roles.reindex(emb.gallery_paths) == "distractor").sum())
+    assert distractors > 0  # the 11k protocols add the other subsets' images
+    at = open_page("embeddings", run="done")
+    rings = {t["name"]: t for t in figure(at)["data"] if is_overlay(t)}
+    assert len(array(rings["distractor"]["x"])) == distractors
+    identity = str(emb.query_identities[0])
+    at.multiselect(key="emb_highlight").set_value([identity]).run()
+    assert not at.exception
+    ring = next(t for t in figure(at)["data"] if t["name"] == f"highlight: {identity}")
+    points = emb.points()
+    rows = sorted(int(r[0]) for r in array(ring["customdata"]))
+    assert rows == points.index[points["identity"] == identity].tolist()
+    counts = at.dataframe[0].value  # the only table: no point is clicked
+    assert counts.to_dict("records") == [{"identity": identity, "query": int((emb.query_identities == identity).sum()),
+                                          "gallery": int((emb.gallery_identities == identity).sum())}]
+
+
+def _point_script(run_path: str, row: int) -> None:
+    from core.projections import cached_projection
+    from core.runs import RunDir
+    from dashboard.views.embeddings import show_point
+
+    show_point(cached_projection(RunDir.at(run_path), "pca"), [row])
+
+
+def test_the_clicked_point_is_shown_beside_the_chart(own_checkpoints):
+    at = AppTest.from_function(_point_script, args=(str(own_checkpoints / "done"), 2), default_timeout=30)
+    at.run()
+    assert not at.exception
+    emb = Embeddings.load(own_checkpoints / "done" / "embeddings.npz")
+    images = [m.value for m in at.markdown if "<img" in m.value]
+    assert len(images) == 1 and f"{emb.query_identities[2]} · query" in images[0]
+    facts = dict(at.dataframe[0].value.itertuples(index=False))
+    assert facts["path"] == str(emb.query_paths[2]) and facts["split"] == "query"

@@ -25,7 +25,7 @@ def test_finished_run_shows_curves_metrics_config_and_log(checkpoints, open_page
     figures = {json.loads(chart.proto.spec)["layout"]["title"]["text"]: json.loads(chart.proto.spec)
                for chart in at.get("plotly_chart")}
     assert set(figures) == {"Losses", "Learning rate", "Throughput", "Test retrieval per evaluation",
-                            "Validation (model selection)", "Feature statistics (test)"}
+                            "Validation (model selection)", "Feature statistics (test)", "ROC", "DET"}
     assert {trace["name"] for trace in figures["Losses"]["data"]} == {"total (weighted sum)", "Cross-entropy × 1",
                                                                   "Triplet × 1"}
     assert {trace["name"] for trace in figures["Test retrieval per evaluation"]["data"]} == {
