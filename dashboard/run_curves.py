@@ -63,7 +63,7 @@ def show(metrics: pd.DataFrame, config: Config | None) -> None:
     prompt = metrics[metrics["kind"] == "prompt"]
     if not prompt.empty:
         # its own phase, before image training: x is the prompt epoch
-        chart(prompt.assign(epoch=prompt["prompt_epoch"]), "epoch", {"i2t": "image-to-text", "t2i": "text-to-image"},
+        chart(prompt.assign(epoch=prompt["prompt_epoch"]), "epoch", {"image_to_text": "image-to-text", "text_to_image": "text-to-image"},
               "Prompt learning (both encoders frozen)", "loss", smoothing=smoothing)
     evaluation_curves(metrics[metrics["kind"] == "eval"], x, marks, left, right)
 

@@ -31,9 +31,19 @@ def thumbnail_uri(path: str, mtime: float, width: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+# HTML specials and markdown punctuation as numeric character references: inline HTML is still
+# parsed as markdown around its tags, and a caption must never become markup, a link or an image.
+TEXT_ENTITIES = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'![]()*_`~\\#|"})
+
+
+def html_text(text: str) -> str:
+    """User text for an HTML snippet rendered through st.markdown: literal as HTML and as markdown."""
+    return text.translate(TEXT_ENTITIES)
+
+
 def cell_html(path: str, caption: str, border: str, width: int) -> str:
     """One grid cell: the bordered thumbnail and its caption, or a note when the file cannot be read."""
-    label = f'<div style="font-size:0.8em;word-break:break-all">{html.escape(caption)}</div>' if caption else ""
+    label = f'<div style="font-size:0.8em;word-break:break-all">{html_text(caption)}</div>' if caption else ""
     try:
         uri = thumbnail_uri(path, Path(path).stat().st_mtime, width)
     except (OSError, UnidentifiedImageError, ValueError):

@@ -86,7 +86,7 @@ def learn_prompts(model: HandIDModel, train: Split, cfg: Config, run: RunDir,
             between_steps()
         i2t_mean, t2i_mean = (sums / max(steps, 1)).tolist()
         run.append_metrics({"kind": "prompt", "epoch": 0, "prompt_epoch": epoch, "loss": i2t_mean + t2i_mean,
-                            "i2t": i2t_mean, "t2i": t2i_mean, "lr": optimizer.param_groups[0]["lr"]})
+                            "image_to_text": i2t_mean, "text_to_image": t2i_mean, "lr": optimizer.param_groups[0]["lr"]})
     install(model, encode_all(learner, num_classes))
 
 

@@ -208,8 +208,8 @@ def show_disagreements(runs: list[RunDir]) -> None:
     diff = disagreements(analysis.embeddings(run_a), analysis.embeddings(run_b))
     a, b = names.get(a, a), names.get(b, b)  # shown by the user's run names from here on
     a_only = int(diff["a_correct"].sum())
-    st.caption(f"Queries present in both runs' evaluations: {a} alone gets {a_only} right at rank 1, "
-               f"{b} alone gets {len(diff) - a_only} right.")
+    st.caption(f"Queries present in both runs' evaluations: {plain(a)} alone gets {a_only} right at rank 1, "
+               f"{plain(b)} alone gets {len(diff) - a_only} right.")
     if diff.empty:
         st.success("Both runs get the same queries right at rank 1.")
         return

@@ -109,8 +109,8 @@ def test_a_run_on_a_real_protocol_sits_beside_the_published_results_and_shows_it
     run.config_path.write_text(yaml.safe_dump(config))
     run.update_eval(lambda record: setattr(record, "dataset", "11k"))
     lines = run.metrics_path.read_text()
-    prompt = "".join(json.dumps({"kind": "prompt", "epoch": 0, "prompt_epoch": e, "loss": 6 - e, "i2t": 3 - e / 2,
-                                 "t2i": 3 - e / 2, "lr": 1e-3}) + "\n" for e in (1, 2, 3))
+    prompt = "".join(json.dumps({"kind": "prompt", "epoch": 0, "prompt_epoch": e, "loss": 6 - e, "image_to_text": 3 - e / 2,
+                                 "text_to_image": 3 - e / 2, "lr": 1e-3}) + "\n" for e in (1, 2, 3))
     run.metrics_path.write_text(prompt + lines)
     at = open_page("run", run="real")
     assert not at.exception

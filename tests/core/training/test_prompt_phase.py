@@ -57,7 +57,7 @@ def test_learned_prompts_replace_the_fixed_ones_and_score_their_identities(tmp_p
     learn_prompts(model, train, cfg, run)
     lines = [m for m in run.read_metrics() if m["kind"] == "prompt"]
     assert [m["prompt_epoch"] for m in lines] == list(range(1, 9)) and {m["epoch"] for m in lines} == {0}
-    assert lines[-1]["i2t"] < lines[0]["i2t"] and lines[-1]["t2i"] < lines[0]["t2i"]
+    assert lines[-1]["image_to_text"] < lines[0]["image_to_text"] and lines[-1]["text_to_image"] < lines[0]["text_to_image"]
     assert all(torch.equal(v, model.clip.state_dict()[k]) for k, v in frozen.items())  # both encoders frozen
     text = model.text_classifier.text
     torch.testing.assert_close(text.norm(dim=1), torch.ones(CLASSES))
