@@ -31,14 +31,14 @@ def thumbnail_uri(path: str, mtime: float, width: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-# HTML specials and markdown punctuation as numeric character references: inline HTML is still
-# parsed as markdown around its tags, and a caption must never become markup, a link or an image.
-TEXT_ENTITIES = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'![]()*_`~\\#|"})
+# Square brackets as character references: inline HTML is still parsed as markdown around its tags,
+# and without brackets no caption can become a link or an image.
+BRACKETS = str.maketrans({"[": "&#91;", "]": "&#93;"})
 
 
 def html_text(text: str) -> str:
-    """User text for an HTML snippet rendered through st.markdown: literal as HTML and as markdown."""
-    return text.translate(TEXT_ENTITIES)
+    """User text for an HTML snippet rendered through st.markdown: escaped as HTML, never a link or image."""
+    return html.escape(text).translate(BRACKETS)
 
 
 def cell_html(path: str, caption: str, border: str, width: int) -> str:

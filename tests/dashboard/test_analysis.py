@@ -84,7 +84,7 @@ def test_scatter_customdata_maps_back_to_rows(run):
     fig = projection_figure(frame, "rank-1")
     rows = {trace.name: sorted(int(r[0]) for r in trace.customdata) for trace in fig.data}
     assert rows == {"gallery": list(range(6, 12)), "right": [0, 1, 2], "wrong": [3, 4, 5]}
-    single = projection_figure(frame, "identity")
-    assert len(single.data) == 1 and [r[0] for r in single.data[0].customdata] == list(range(12))
-    colours = single.data[0].marker.color
+    by_identity = projection_figure(frame, "identity")  # one trace per split, coloured by identity
+    colours = {int(r[0]): c for t in by_identity.data for r, c in zip(t.customdata, t.marker.color)}
+    assert sorted(colours) == list(range(12))
     assert colours[0] == colours[3] == colours[6] and colours[0] != colours[1]  # one colour per identity

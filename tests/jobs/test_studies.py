@@ -162,7 +162,7 @@ def hand_expected(study: Study) -> dict:
         metric = key.removeprefix("selected_")
         return MAPS[arm][seed] + shift[metric] - (0.01 if key.startswith("selected_") else 0.0)
     arms = {arm: {"n": len(MAPS[arm]), "seeds": list(MAPS[arm]), "runs": [f"{arm}-{s}" for s in MAPS[arm]],
-                  "failed": [], "pending": [],
+                  "failed": [], "pending": [], "stopped": [],
                   "metrics": {k: {**hand_summary([value(arm, s, k) for s in MAPS[arm]]), "seeds": list(MAPS[arm])}
                               for k in KEYS}} for arm in MAPS}
     arms["CE"]["pending"], arms["TRI"]["pending"] = ["CE-3"], ["TRI-3"]
