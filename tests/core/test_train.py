@@ -301,6 +301,15 @@ def test_config_errors_are_one_line_before_any_work(tmp_path):
     assert not run_dir.exists()
 
 
+def test_an_unknown_backbone_is_refused_before_any_data_is_generated(tmp_path):
+    run_dir, data = tmp_path / "run", tmp_path / "not-generated"
+    result = subprocess.run([sys.executable, "-m", "core.train", "--config", str(DEMO), "--set", "model.backbone=ViT-X-99",
+                             "--set", f"data.root={data}", "--run-dir", str(run_dir)], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: unknown backbone 'ViT-X-99'")
+    assert not data.exists() and not run_dir.exists()
+
+
 def test_an_unavailable_device_fails_the_run_with_one_line(tiny_config, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
