@@ -173,6 +173,11 @@ def headlines(kind: str, benchmarks: dict[str, dict]) -> list[str]:
         out.append(f"- {KINDS[kind]}, {ttr['backbone']}: Stage 2 recipe ({ttr['epochs']} epochs) to its number in "
                    f"**{ttr['wall_s']:.0f} s** (training {ttr['training_s']:.0f} s, evaluation "
                    f"{ttr['evaluation_s']:.0f} s, data preparation {ttr['data_prep_s']:.0f} s)")
+    page = benchmarks.get("runs_page", {}).get("result", {})
+    if "page_first_render_s" in page:
+        out.append(f"- {KINDS[kind]}: Runs page over {page['runs']} runs: first render **{page['page_first_render_s']:.2f} s**, "
+                   f"rerun {page['page_rerun_s']:.2f} s (target under 2 s; listing {page['list_runs_first_s']:.2f} s "
+                   f"first, {page['list_runs_again_s']:.2f} s again)")
     return out
 
 

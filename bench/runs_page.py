@@ -4,8 +4,11 @@
 status.json, eval.json with ROC curves, metrics.jsonl, some tags and notes, queue rows), in sweeps
 and studies of five, plus evaluation jobs of the first runs: constructed records, no training.
 Timed: `jobs.api.list_runs` (a first call, then again with every file unchanged), the page's table
-build, and the whole Runs page under Streamlit's AppTest (a first render, then a rerun).
-Run: `python -m bench.runs_page [--quick] [--json]` from the repo root.
+build, and the whole Runs page under Streamlit's AppTest (a first render with nothing read yet, as
+a freshly started dashboard, then a rerun).
+Run: `python -m bench.runs_page [--quick] [--json]` from the repo root. The `f58685b_before_*` figures
+in RESULTS.md are this benchmark run over that commit's code (before the listing caches), on the
+same machine a minute earlier, added by hand for comparison.
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ def run(quick: bool = False) -> dict:
 
     from dashboard.views import pages
     from dashboard.views.runs import runs_table
-    from jobs import api
+    from jobs import api, summaries
 
     pages()  # the page modules imported up front: their import is no part of a render
     count = 40 if quick else 200
@@ -149,6 +152,7 @@ def run(quick: bool = False) -> dict:
         first, infos = _timed(lambda: api.list_runs(root, start_scheduler=False))
         again, _ = _timed(lambda: api.list_runs(root, start_scheduler=False))
         table, _ = _timed(lambda: runs_table(infos))
+        summaries.forget()  # the page's first render reads every run as a freshly started dashboard does
         at = AppTest.from_function(_runs_page, args=("runs",), default_timeout=300)
         page_first, _ = _timed(at.run)
         page_again, _ = _timed(at.run)

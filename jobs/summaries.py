@@ -61,3 +61,9 @@ def config_summary(run: RunDir) -> ConfigSummary | None:
 def eval_summary(run: RunDir) -> EvalSummary:
     """The run's EvalSummary (empty before its first evaluation); shared between callers: never change it."""
     return _EVALS.get(run.eval_path)
+
+
+def forget() -> None:
+    """Drop every kept summary, as in a freshly started process (benchmarks time a cold listing)."""
+    for cache in (_CONFIGS, _EVALS):
+        cache.clear()

@@ -50,3 +50,7 @@ class FileCache(Generic[T]):
             while len(self.entries) > self.max_entries:
                 self.entries.popitem(last=False)
         return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
