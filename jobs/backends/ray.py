@@ -51,6 +51,7 @@ ENV_HEAD_CPUS = "HANDID_RAY_HEAD_CPUS"
 ENV_PORT = "HANDID_RAY_PORT"
 LOCAL = "local"
 PORT = 6390
+STOP_REASON = "tune-stop.txt"  # in a run folder: why Tune stopped it (the driver settles it `stopped`)
 MARKER = "shared-root"
 POLL_S = 0.5
 EXCEPTION_LINE = re.compile(r"[\w.]+(Error|Exception): .")
@@ -191,8 +192,20 @@ def drive(root: str, group_id: str, token: str) -> int:
         connect()
         _tuner(group, token).fit()
     finally:
+        _settle_stopped(group)
         _fail_leftovers(group)
     return 0
+
+
+def _settle_stopped(group: dict[str, Any]) -> None:
+    """Runs Tune stopped end `stopped`, even when the driver ended before a trial's clean-up wrote it:
+    the clean-up leaves its reason in STOP_REASON before it signals the trainer."""
+    for run_id in group["runs"]:
+        run = RunDir.at(Path(group["root"]) / run_id)
+        reason = run.path / STOP_REASON
+        if reason.is_file():
+            run.transition(("running", "cancelled"), state="stopped", ended=now(), updated=now(),
+                           error=reason.read_text().strip())
 
 
 def _tuner(group: dict[str, Any], token: str) -> tune.Tuner:
@@ -393,15 +406,15 @@ class RunTrial(tune.Trainable):
         """Tune stops a trial whose trainer still runs (ASHA found it weak): stop it, the run ends `stopped`."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        error = f"stopped early by Ray Tune's ASHA after epoch {self.reported} (val mAP {self.value:.4f})"
+        (self.run.path / STOP_REASON).write_text(error + "\n")
         process.signal_group(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(_env_seconds(ENV_GRACE, CANCEL_GRACE_S))
         except subprocess.TimeoutExpired:
             process.signal_group(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        self.run.transition(("running", "cancelled"), state="stopped", ended=now(), updated=now(),
-                            error=f"stopped early by Ray Tune's ASHA after epoch {self.reported} "
-                                  f"(val mAP {self.value:.4f})")
+        self.run.transition(("running", "cancelled"), state="stopped", ended=now(), updated=now(), error=error)
 
 
 def _figure(record: dict[str, Any]) -> float:
